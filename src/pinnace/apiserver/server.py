@@ -1,0 +1,118 @@
+"""Assembling and running the API server: storage, watch cache, registry, HTTP app, TLS."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from ..api.resources import BUILTIN, ResourceRegistry
+from ..storage.base import KeyExists, Store, open_store
+from . import bootstrap
+from .admission import ClusterConfig
+from .authn import Authenticator, User, load_token_file
+from .handlers import MAX_BODY, ApiHandlers, version_info
+from .registry import Registry
+from .watchcache import WatchCache
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ApiServerConfig:
+    storage: str
+    bind_address: str = "127.0.0.1"
+    port: int = 6443
+    advertise_address: str = "127.0.0.1"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    client_ca: Path | None = None
+    token_auth_file: Path | None = None
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    # Compaction keeps the history of the last interval, as Kubernetes does.
+    compaction_interval: float = 300.0
+
+
+class ApiServer:
+    def __init__(self, config: ApiServerConfig, store: Store | None = None):
+        self.config = config
+        self.store = store or open_store(config.storage)
+        self.cache = WatchCache(self.store)
+        self.resources = ResourceRegistry(list(BUILTIN))
+        self.registry = Registry(self.store, self.cache, self.resources, config.cluster)
+        self.handlers = ApiHandlers(self.registry, f"{config.advertise_address}:{config.port}", version_info())
+        tokens = load_token_file(config.token_auth_file) if config.token_auth_file else {}
+        self.authenticator = Authenticator(tokens)
+        self._runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.port = config.port
+
+    def add_token(self, token: str, user: User) -> None:
+        self.authenticator.tokens[token] = user
+
+    def build_app(self) -> web.Application:
+        app = web.Application(middlewares=[self.authenticator.middleware], client_max_size=MAX_BODY + 1024)
+        app.router.add_route("*", "/{tail:.*}", self.handlers.handle)
+        return app
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        c = self.config
+        if not c.tls_cert or not c.tls_key:
+            return None
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(str(c.tls_cert), str(c.tls_key))
+        if c.client_ca:
+            ctx.load_verify_locations(str(c.client_ca))
+            ctx.verify_mode = ssl.CERT_OPTIONAL
+        ctx.set_alpn_protocols(["http/1.1"])
+        return ctx
+
+    async def start(self) -> None:
+        await self.cache.start()
+        await bootstrap.ensure_defaults(self.registry, self.config)
+        self._runner = web.AppRunner(self.build_app(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.bind_address, self.config.port, ssl_context=self.ssl_context(),
+                           backlog=1024, reuse_address=True)
+        await site.start()
+        if self.config.port == 0:
+            server = site._server
+            assert server is not None and server.sockets  # type: ignore[union-attr]
+            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.handlers.ready = True
+        self._tasks.append(asyncio.create_task(self._compact_periodically(), name="compaction"))
+        log.info("API server listening on https://%s:%d", self.config.bind_address, self.port)
+
+    async def _compact_periodically(self) -> None:
+        previous = await self.store.current_revision()
+        while True:
+            await asyncio.sleep(self.config.compaction_interval)
+            try:
+                current = await self.store.current_revision()
+                if previous:
+                    await self.store.compact(previous)
+                    self.cache.forget_before(previous)
+                previous = current
+            except Exception:
+                log.exception("compaction failed")
+
+    async def stop(self) -> None:
+        self.handlers.ready = False
+        for t in self._tasks:
+            t.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        self.cache.close_watchers()  # lets open watch responses finish at once
+        if self._runner:
+            await self._runner.cleanup()
+        await self.cache.stop()
+        await self.store.close()
+
+
+__all__ = ["ApiServer", "ApiServerConfig", "KeyExists"]

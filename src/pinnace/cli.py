@@ -1,0 +1,250 @@
+"""``pinnace`` command line: one subcommand per component."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+log = logging.getLogger("pinnace")
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("PINNACE_DATA_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "pinnace"
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-5s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+
+
+def _run(main: Callable[[asyncio.Event], Awaitable[None]]) -> int:
+    """Run ``main(stop_event)`` on the fastest available loop until SIGINT/SIGTERM."""
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await main(stop)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(runner())
+    return 0
+
+
+# -- server / apiserver ---------------------------------------------------------------
+
+
+def _add_apiserver_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--https-port", type=int, default=6443, help="port of the API server (default 6443)")
+    p.add_argument("--bind-address", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--advertise-address", default=None, help="address clients and pods use for the API server")
+    p.add_argument("--service-cidr", default="10.43.0.0/16", help="range of Service cluster IPs")
+    p.add_argument("--service-node-port-range", default="30000-32767", help="range of NodePorts")
+    p.add_argument("--token-auth-file", type=Path, default=None,
+                   help="static bearer tokens: CSV lines token,user,uid[,\"group1,group2\"]")
+    p.add_argument("--tls-san", action="append", default=[], help="extra name or IP for the serving certificate")
+    p.add_argument("--compaction-interval", type=float, default=300.0, help="seconds between storage compactions")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def _apiserver_config(args: argparse.Namespace, data_dir: Path, storage: str):
+    from .apiserver.admission import ClusterConfig
+    from .apiserver.server import ApiServerConfig
+    from .pki import server_pki
+
+    lo, _, hi = args.service_node_port_range.partition("-")
+    cluster = ClusterConfig(service_cidr=args.service_cidr, node_port_range=(int(lo), int(hi)))
+    advertise = args.advertise_address or (args.bind_address if args.bind_address not in ("0.0.0.0", "::")
+                                           else "127.0.0.1")
+    pki = server_pki(data_dir / "tls", cluster.kubernetes_service_ip, (advertise, *args.tls_san))
+    config = ApiServerConfig(
+        storage=storage,
+        bind_address=args.bind_address,
+        port=args.https_port,
+        advertise_address=advertise,
+        tls_cert=pki.serving.cert,
+        tls_key=pki.serving.key,
+        client_ca=pki.ca.cert_path,
+        token_auth_file=args.token_auth_file,
+        cluster=cluster,
+        compaction_interval=args.compaction_interval,
+    )
+    return config, pki
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    from .apiserver.server import ApiServer
+    from .controllers.manager import run_builtin_controllers
+    from .pki import write_kubeconfig
+
+    data_dir = Path(args.data_dir or default_data_dir()).expanduser().resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config, pki = _apiserver_config(args, data_dir, f"sqlite://{data_dir / 'state.db'}")
+    host = "127.0.0.1" if config.bind_address in ("0.0.0.0", "127.0.0.1", "::") else config.bind_address
+
+    async def main(stop: asyncio.Event) -> None:
+        server = ApiServer(config)
+        await server.start()
+        kubeconfig = write_kubeconfig(data_dir / "kubeconfig", f"https://{host}:{server.port}", pki.ca.pem,
+                                      pki.admin.cert, pki.admin.key)
+        controllers = await run_builtin_controllers(kubeconfig)
+        print(f"Pinnace is running: API server at https://{host}:{server.port} (storage: {data_dir / 'state.db'})",
+              flush=True)
+        print(f"Kubeconfig written to {kubeconfig}", flush=True)
+        print(f"  export KUBECONFIG={kubeconfig}; kubectl get namespaces", flush=True)
+        print("  or: pinnace kubectl get namespaces" + (f" --data-dir {data_dir}" if args.data_dir else ""),
+              flush=True)
+        if not args.no_agent:
+            log.info("node agent: not part of this build yet; running the control plane only")
+        await stop.wait()
+        print("Shutting down...", flush=True)
+        await controllers.stop()
+        await server.stop()
+
+    _setup_logging(args.verbose)
+    return _run(main)
+
+
+def cmd_apiserver(args: argparse.Namespace) -> int:
+    from .apiserver.server import ApiServer
+    from .pki import write_kubeconfig
+
+    data_dir = Path(args.data_dir or default_data_dir()).expanduser().resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    storage = args.storage or f"sqlite://{data_dir / 'state.db'}"
+    config, pki = _apiserver_config(args, data_dir, storage)
+
+    async def main(stop: asyncio.Event) -> None:
+        server = ApiServer(config)
+        await server.start()
+        host = "127.0.0.1" if config.bind_address in ("0.0.0.0", "127.0.0.1", "::") else config.bind_address
+        kubeconfig = write_kubeconfig(data_dir / "kubeconfig", f"https://{host}:{server.port}", pki.ca.pem,
+                                      pki.admin.cert, pki.admin.key)
+        print(f"API server at https://{host}:{server.port} on {storage}; kubeconfig: {kubeconfig}", flush=True)
+        await stop.wait()
+        await server.stop()
+
+    _setup_logging(args.verbose)
+    return _run(main)
+
+
+def cmd_controller_manager(args: argparse.Namespace) -> int:
+    from .controllers.manager import run_builtin_controllers
+
+    kubeconfig = Path(args.kubeconfig or (default_data_dir() / "kubeconfig"))
+
+    async def main(stop: asyncio.Event) -> None:
+        controllers = await run_builtin_controllers(kubeconfig)
+        await stop.wait()
+        await controllers.stop()
+
+    _setup_logging(args.verbose)
+    return _run(main)
+
+
+# -- kubectl ---------------------------------------------------------------------------
+
+
+def cmd_kubectl(argv: list[str]) -> int:
+    data_dir = default_data_dir()
+    rest = []
+    i = 0
+    while i < len(argv):  # --data-dir is ours; everything else is kubectl's
+        if argv[i] == "--data-dir" and i + 1 < len(argv):
+            data_dir = Path(argv[i + 1])
+            i += 2
+            continue
+        if argv[i].startswith("--data-dir="):
+            data_dir = Path(argv[i].split("=", 1)[1])
+            i += 1
+            continue
+        rest.append(argv[i])
+        i += 1
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        print("error: kubectl is not installed or not on PATH.\n"
+              "Install it (https://kubernetes.io/docs/tasks/tools/), or use any Kubernetes client with\n"
+              f"  KUBECONFIG={data_dir / 'kubeconfig'}", file=sys.stderr)
+        return 127
+    kubeconfig = data_dir / "kubeconfig"
+    if not kubeconfig.exists():
+        print(f"error: no kubeconfig at {kubeconfig}: start the cluster first with `pinnace server`"
+              + (f" --data-dir {data_dir}" if os.environ.get("PINNACE_DATA_DIR") is None else ""), file=sys.stderr)
+        return 1
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    os.execvpe(kubectl, [kubectl, *rest], env)
+    return 0  # pragma: no cover - exec does not return
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    from . import __version__
+    from .api.schema import KUBERNETES_VERSION
+
+    print(f"pinnace {__version__} (Kubernetes API v{KUBERNETES_VERSION})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pinnace", description="A Kubernetes-compatible orchestrator.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("server", help="run a single-node cluster (control plane, plus a node agent)")
+    p.add_argument("--data-dir", default=None, help=f"state, certificates and kubeconfig (default {default_data_dir()})")
+    p.add_argument("--no-agent", action="store_true", help="run the control plane only")
+    _add_apiserver_flags(p)
+    p.set_defaults(func=cmd_server)
+
+    p = sub.add_parser("apiserver", help="run the API server alone")
+    p.add_argument("--data-dir", default=None, help="certificates and kubeconfig (and the SQLite file by default)")
+    p.add_argument("--storage", default=None, help="sqlite:///PATH or etcd://HOST:PORT[,HOST:PORT]")
+    _add_apiserver_flags(p)
+    p.set_defaults(func=cmd_apiserver)
+
+    p = sub.add_parser("controller-manager", help="run the controllers against an API server")
+    p.add_argument("--kubeconfig", default=None, help="kubeconfig of the API server")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=cmd_controller_manager)
+
+    sub.add_parser("kubectl", help="run kubectl against this cluster (pinnace kubectl get pods)", add_help=False)
+
+    p = sub.add_parser("version", help="print the version")
+    p.set_defaults(func=cmd_version)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "kubectl":
+        return cmd_kubectl(argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

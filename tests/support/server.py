@@ -1,0 +1,89 @@
+"""Run a real ``pinnace server`` / ``pinnace apiserver`` process for a test, and stop it after."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .etcd import free_port
+
+
+@dataclass
+class RunningServer:
+    proc: subprocess.Popen
+    data_dir: Path
+    port: int
+    log_path: Path
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.data_dir / "kubeconfig"
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def ssl_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(self.data_dir / "tls" / "ca.crt"))
+        ctx.load_cert_chain(str(self.data_dir / "tls" / "admin.crt"), str(self.data_dir / "tls" / "admin.key"))
+        return ctx
+
+
+def wait_ready(data_dir: Path, port: int, proc: subprocess.Popen, timeout: float = 30.0) -> float:
+    """Poll /readyz until 200; returns seconds waited."""
+    start = time.monotonic()
+    ctx = None
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        ca = data_dir / "tls" / "ca.crt"
+        if ctx is None and ca.exists():
+            with contextlib.suppress(ssl.SSLError, OSError):
+                ctx = ssl.create_default_context(cafile=str(ca))
+        if ctx is not None:
+            try:
+                with urllib.request.urlopen(f"https://127.0.0.1:{port}/readyz", context=ctx, timeout=1) as r:
+                    if r.status == 200 and (data_dir / "kubeconfig").exists():
+                        return time.monotonic() - start
+            except OSError:
+                pass
+        if time.monotonic() - start > timeout:
+            raise RuntimeError("server did not become ready")
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def run_server(data_dir: Path, *extra: str, command: str = "server", port: int | None = None
+               ) -> Iterator[RunningServer]:
+    port = port or free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir / f"{command}.log"
+    args = [sys.executable, "-m", "pinnace.cli", command, "--data-dir", str(data_dir), "--https-port", str(port)]
+    if command == "server":
+        args.append("--no-agent")
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([*args, *extra], stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        wait_ready(data_dir, port, proc)
+        yield RunningServer(proc, data_dir, port, log_path)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
