@@ -11,6 +11,7 @@ label resource", "Kubectl, cluster info", "Kubectl, check version v1",
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 
@@ -85,7 +86,7 @@ def kubectl(request, tmp_path_factory) -> Kubectl:
 
 
 def test_cluster_info_version_and_api_resources(kubectl: Kubectl):
-    info = kubectl("cluster-info")
+    info = re.sub(r"\x1b\[[0-9;]*m", "", kubectl("cluster-info"))  # strip colours
     assert "Kubernetes control plane is running at https://127.0.0.1:" in info
     version = json.loads(kubectl("version", "-o", "json"))
     assert version["serverVersion"]["major"] == "1"

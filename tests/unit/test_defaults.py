@@ -229,11 +229,18 @@ class TestPod:
             {},
             {"spec": "x"},
             {"spec": {"containers": "x", "volumes": [1, None]}},
-            {"spec": {"containers": [3]}},
+            {"spec": {"containers": [3], "template": {"metadata": "x"}}},
         ):
+            for group, kind in (
+                ("apps", "Deployment"),
+                ("", "Service"),
+                ("batch", "Job"),
+                ("", "ReplicationController"),
+                ("batch", "CronJob"),
+                ("apps", "StatefulSet"),
+            ):
+                apply_defaults(group, kind, copy.deepcopy(obj))
             apply_defaults("", "Pod", obj)
-            apply_defaults("apps", "Deployment", copy.deepcopy(obj))
-            apply_defaults("", "Service", copy.deepcopy(obj))
 
 
 @pytest.mark.parametrize(

@@ -647,6 +647,8 @@ class TestQuantity:
             (1, "1"),
             (0.25, "250m"),
             ("0", "0"),
+            ("123456789012345678901234567890", "123456789012345678901234567890"),  # beyond 28 digits
+            ("1e100", "10e99"),
         ],
     )
     def test_canonical(self, text, canonical):
@@ -666,6 +668,18 @@ class TestPod:
     def test_valid(self):
         assert validate_kind("", "Pod", defaulted("", "Pod", pod()), None) == []
         assert validate_kind("", "Pod", pod(), None) == []  # absent defaultable fields are fine
+
+    def test_zero_values_that_defaulting_fills_are_not_errors(self):
+        p = pod()
+        p["spec"].update(restartPolicy="", dnsPolicy="", volumes=[{"name": "scratch"}])
+        p["spec"]["containers"][0].update(
+            imagePullPolicy="", volumeMounts=[{"name": "scratch", "mountPath": "/s"}]
+        )
+        p["spec"]["containers"][0]["ports"][0]["protocol"] = ""
+        assert validate_kind("", "Pod", p, None) == []
+        assert (
+            validate_kind("", "Service", service(type="", ports=[{"port": 80, "targetPort": 0}]), None) == []
+        )
 
     def test_containers_required(self):
         p = pod()
@@ -699,7 +713,6 @@ class TestPod:
                 'spec.restartPolicy: Unsupported value: "Sometimes": supported values: "Always", '
                 '"OnFailure", "Never"',
             ),
-            ("restartPolicy", "", "spec.restartPolicy: Required value"),
             (
                 "dnsPolicy",
                 "Google",
@@ -1208,8 +1221,8 @@ class TestService:
             ),
             ({"type": "ExternalName", "ports": []}, "spec.externalName: Required value"),
             (
-                {"ports": [{"port": 80, "targetPort": 0}]},
-                "spec.ports[0].targetPort: Invalid value: 0: must be between 1 and 65535, inclusive",
+                {"ports": [{"port": 80, "targetPort": 70000}]},
+                "spec.ports[0].targetPort: Invalid value: 70000: must be between 1 and 65535, inclusive",
             ),
             (
                 {"clusterIP": "10.0.0.300"},
@@ -1306,6 +1319,11 @@ class TestConfig:
         assert validate_object_meta(ns["metadata"], False, name_rule_for("", "Namespace")) == []
         assert fields(validate_object_meta({"name": "team.a"}, False, name_rule_for("", "Namespace"))) == [
             "metadata.name"
+        ]
+        assert messages(validate_kind("", "Namespace", {"metadata": {"name": "team.a"}}, None)) == [
+            'metadata.name: Invalid value: "team.a": a lowercase RFC 1123 label must consist of lower case '
+            "alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. "
+            "'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
         ]
         ns["spec"]["finalizers"].append("custom")
         assert fields(validate_kind("", "Namespace", ns, None)) == ["spec.finalizers"]

@@ -195,6 +195,12 @@ def _default_pod_spec(spec: dict, is_pod: bool) -> None:
         _default_volume(vol)
 
 
+def _template_labels(template: Any) -> dict | None:
+    meta = template.get("metadata") if isinstance(template, dict) else None
+    labels = meta.get("labels") if isinstance(meta, dict) else None
+    return labels if isinstance(labels, dict) else None
+
+
 def _default_pod_template(template: Any) -> None:
     if isinstance(template, dict):
         _default_pod_spec(_dict(template, "spec"), is_pod=False)
@@ -270,7 +276,7 @@ def _pod_template(obj: dict) -> None:
 def _replication_controller(obj: dict) -> None:
     spec = _dict(obj, "spec")
     template = spec.get("template")
-    labels = template.get("metadata", {}).get("labels") if isinstance(template, dict) else None
+    labels = _template_labels(template)
     if isinstance(labels, dict):
         if not spec.get("selector"):
             spec["selector"] = dict(labels)
@@ -394,7 +400,7 @@ def _job(obj: dict) -> None:
         # With per-index limits the global limit is effectively off (MaxInt32).
         spec["backoffLimit"] = 2**31 - 1 if spec.get("backoffLimitPerIndex") is not None else 6
     template = spec.get("template")
-    labels = template.get("metadata", {}).get("labels") if isinstance(template, dict) else None
+    labels = _template_labels(template)
     meta = _dict(obj, "metadata")
     if isinstance(labels, dict) and not meta.get("labels"):
         meta["labels"] = dict(labels)

@@ -586,11 +586,12 @@ def parse_quantity_format(s: str) -> tuple[Decimal, str]:
         raise ValueError(_QTY_FORMAT_MSG) from None
     value = value.scaleb(exp, _DEC_CTX) if base == 10 else _DEC_CTX.multiply(value, Decimal(2**exp))
     if value:
-        value = value.quantize(_NANO, rounding=ROUND_UP, context=_DEC_CTX)
+        if value.as_tuple().exponent < -9:  # only finer than nano needs rounding (and huge values can't)
+            value = value.quantize(_NANO, rounding=ROUND_UP, context=_DEC_CTX)
         if fmt == "BinarySI" and value < 1:
             fmt = "DecimalSI"
     if sign == "-":
-        value = -value
+        value = value.copy_negate()
     return value, fmt
 
 
@@ -608,7 +609,7 @@ def format_quantity(value: Decimal, fmt: str = "DecimalSI") -> str:
     if not value:
         return "0"
     sign = "-" if value < 0 else ""
-    value = abs(value)
+    value = value.copy_abs()  # abs() would round to the default 28-digit context
     if fmt == "BinarySI" and (value < 1024 or value != value.to_integral_value()):
         fmt = "DecimalSI"  # small or fractional binary values print in decimal
     if fmt == "BinarySI":
@@ -632,7 +633,7 @@ def canonical_quantity(q: str | int | float, round_to_milli: bool = False) -> st
     """The text Kubernetes returns for a quantity ("0.5" -> "500m", 1 -> "1", "1.5Gi" -> "1536Mi")."""
     s = q if isinstance(q, str) else (repr(q) if isinstance(q, float) else str(q))
     value, fmt = parse_quantity_format(s)
-    if round_to_milli and value:
+    if round_to_milli and value and value.as_tuple().exponent < -3:
         value = value.quantize(_MILLI, rounding=ROUND_UP, context=_DEC_CTX)
     return format_quantity(value, fmt)
 
@@ -944,13 +945,9 @@ def _nonneg(errs: list[FieldError], obj: dict, key: str, path: str) -> None:
 
 
 def _enum(errs: list[FieldError], obj: dict, key: str, path: str, values: list[str]) -> None:
-    """Absent means "to be defaulted"; present-but-empty is Required; else one of values."""
-    if key not in obj or obj[key] is None:
-        return
-    v = obj[key]
-    if v == "":
-        errs.append(required(path))
-    elif v not in values:
+    """A defaulted enum: absent or "" (Go's zero value) is filled in by defaulting, else one of values."""
+    v = obj.get(key)
+    if v not in (None, "") and v not in values:
         errs.append(not_supported(path, v, values))
 
 
@@ -1298,10 +1295,9 @@ def _validate_pod_spec(spec: Any, path: str) -> list[FieldError]:
             if vname in volumes:
                 errs.append(duplicate(p + ".name", vname))
             volumes.add(vname)
+        # No source at all is defaulted to emptyDir, so only too many sources is an error.
         sources = [k for k, v in vol.items() if k not in _VOLUME_SOURCES_IGNORED and v is not None]
-        if not sources:
-            errs.append(required(p, "must specify a volume type"))
-        elif len(sources) > 1:
+        if len(sources) > 1:
             errs.append(forbidden(f"{p}.{sources[1]}", "may not specify more than 1 volume type"))
     containers = _l(spec.get("containers"))
     if not containers:
@@ -1465,7 +1461,7 @@ def _validate_ip(errs: list[FieldError], value: Any, path: str) -> None:
 
 
 def _validate_service(obj: dict, old: dict | None) -> list[FieldError]:
-    errs: list[FieldError] = []
+    errs: list[FieldError] = _name_errors(obj, "dns1035_label")
     spec = _d(obj.get("spec"))
     stype = spec.get("type") or "ClusterIP"  # the default, should defaulting not have run
     ports = _l(spec.get("ports"))
@@ -1504,7 +1500,7 @@ def _validate_service(obj: dict, old: dict | None) -> list[FieldError]:
         for msg in is_valid_port_num(pnum):
             errs.append(invalid(p + ".port", pnum if pnum is not None else 0, msg))
         _enum(errs, port, "protocol", p + ".protocol", _PROTOCOLS)
-        if port.get("targetPort") is not None:
+        if port.get("targetPort") not in (None, 0, ""):  # 0 and "" are defaulted to the port
             errs += _validate_port_num_or_name(port["targetPort"], p + ".targetPort")
         key = (port.get("protocol") or "TCP", pnum)
         if key in seen:
@@ -1679,7 +1675,7 @@ def _validate_deployment(obj: dict, old: dict | None) -> list[FieldError]:
                         "may not be specified when strategy `type` is 'Recreate'",
                     )
                 )
-        elif stype == "RollingUpdate" or (stype is None and isinstance(ru, dict)):
+        elif stype in ("RollingUpdate", "", None):  # "" and absent are defaulted to RollingUpdate
             if isinstance(ru, dict):
                 mu, ms = ru.get("maxUnavailable"), ru.get("maxSurge")
                 p = "spec.strategy.rollingUpdate"
@@ -1690,7 +1686,7 @@ def _validate_deployment(obj: dict, old: dict | None) -> list[FieldError]:
                         invalid(p + ".maxUnavailable", _intstr_repr(mu), "may not be 0 when `maxSurge` is 0")
                     )
                 errs += _not_more_than_100_percent(mu, p + ".maxUnavailable")
-        elif stype is not None:
+        else:
             errs.append(not_supported("spec.strategy", strategy, ["Recreate", "RollingUpdate"]))
     _nonneg(errs, spec, "revisionHistoryLimit", "spec.revisionHistoryLimit")
     _nonneg(errs, spec, "minReadySeconds", "spec.minReadySeconds")
@@ -1756,11 +1752,8 @@ def _validate_stateful_set(obj: dict, old: dict | None) -> list[FieldError]:
     errs: list[FieldError] = []
     spec = _d(obj.get("spec"))
     pmp = spec.get("podManagementPolicy")
-    if pmp is not None and pmp not in ("OrderedReady", "Parallel"):
-        if pmp == "":
-            errs.append(required("spec.podManagementPolicy"))
-        else:
-            errs.append(invalid("spec.podManagementPolicy", pmp, "must be 'OrderedReady' or 'Parallel'"))
+    if pmp not in (None, "", "OrderedReady", "Parallel"):
+        errs.append(invalid("spec.podManagementPolicy", pmp, "must be 'OrderedReady' or 'Parallel'"))
     strategy = spec.get("updateStrategy")
     if isinstance(strategy, dict):
         stype = strategy.get("type")
@@ -1784,9 +1777,7 @@ def _validate_stateful_set(obj: dict, old: dict | None) -> list[FieldError]:
                     if _int_or_percent_value(mu) == 0:
                         errs.append(invalid(p, _intstr_repr(mu), "must be greater than 0"))
                     errs += _not_more_than_100_percent(mu, p)
-        elif stype == "":
-            errs.append(required("spec.updateStrategy"))
-        elif stype is not None:
+        elif stype not in (None, ""):
             errs.append(invalid("spec.updateStrategy", strategy, "must be 'RollingUpdate' or 'OnDelete'"))
     policy = _d(spec.get("persistentVolumeClaimRetentionPolicy"))
     for key in ("whenDeleted", "whenScaled"):
@@ -1825,7 +1816,7 @@ def _validate_daemon_set(obj: dict, old: dict | None) -> list[FieldError]:
     if isinstance(strategy, dict):
         stype = strategy.get("type")
         ru = strategy.get("rollingUpdate")
-        if stype == "RollingUpdate" and isinstance(ru, dict):
+        if stype in ("RollingUpdate", "", None) and isinstance(ru, dict):
             p = "spec.updateStrategy.rollingUpdate"
             mu, ms = ru.get("maxUnavailable"), ru.get("maxSurge")
             errs += _validate_positive_int_or_percent(mu, p + ".maxUnavailable")
@@ -1842,7 +1833,7 @@ def _validate_daemon_set(obj: dict, old: dict | None) -> list[FieldError]:
                 )
             elif not has_unavailable and not has_surge:
                 errs.append(required(p + ".maxUnavailable", "cannot be 0 when maxSurge is 0"))
-        elif stype not in (None, "RollingUpdate", "OnDelete"):
+        elif stype not in (None, "", "RollingUpdate", "OnDelete"):
             errs.append(not_supported("spec.updateStrategy.type", stype, ["OnDelete", "RollingUpdate"]))
     if old is not None:
         _immutable(errs, spec, _d(old.get("spec")), "selector", "spec.selector", _label_selector_repr)
@@ -2099,8 +2090,17 @@ def _validate_secret(obj: dict, old: dict | None) -> list[FieldError]:
 # ---------------------------------------------------------------------------
 
 
+def _name_errors(obj: dict, rule: str) -> list[FieldError]:
+    """The kind-specific name rule, repeated here so it holds whatever rule the caller gave
+    validate_object_meta (identical errors collapse under :func:`dedupe`)."""
+    name = _d(obj.get("metadata")).get("name")
+    if not isinstance(name, str) or not name:
+        return []
+    return [invalid("metadata.name", name, msg) for msg in _NAME_RULES[rule](name, False)]
+
+
 def _validate_namespace(obj: dict, old: dict | None) -> list[FieldError]:
-    errs: list[FieldError] = []
+    errs: list[FieldError] = _name_errors(obj, "dns1123_label")
     for f in _l(_d(obj.get("spec")).get("finalizers")):
         if not isinstance(f, str):
             continue
@@ -2329,13 +2329,11 @@ def _validate_pdb(obj: dict, old: dict | None) -> list[FieldError]:
             errs += _validate_positive_int_or_percent(v, f"spec.{key}")
             errs += _not_more_than_100_percent(v, f"spec.{key}")
     errs += validate_label_selector(spec.get("selector"), "spec.selector")
-    _enum(
-        errs,
-        spec,
-        "unhealthyPodEvictionPolicy",
-        "spec.unhealthyPodEvictionPolicy",
-        ["AlwaysAllow", "IfHealthyBudget"],
-    )
+    policy = spec.get("unhealthyPodEvictionPolicy")
+    if policy is not None and policy not in ("AlwaysAllow", "IfHealthyBudget"):
+        errs.append(
+            not_supported("spec.unhealthyPodEvictionPolicy", policy, ["AlwaysAllow", "IfHealthyBudget"])
+        )
     return errs
 
 

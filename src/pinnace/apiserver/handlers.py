@@ -280,6 +280,13 @@ class ApiHandlers:
         if not data:
             raise errors.bad_request("the request body is empty")
         ctype = request.headers.get("Content-Type", JSON).split(";")[0].strip()
+        if ctype == "application/vnd.kubernetes.protobuf":
+            from ..api import protobuf
+
+            try:
+                return protobuf.decode_object(bytes(data))
+            except protobuf.ProtobufError as e:
+                raise errors.bad_request(f"unable to decode protobuf body: {e}") from None
         if "protobuf" in ctype or "cbor" in ctype:
             raise errors.unsupported_media_type(ctype)
         try:

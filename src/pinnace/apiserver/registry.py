@@ -422,8 +422,10 @@ class Registry:
             try:
                 return await self._write_update(rtype, namespace, name, new, old, rev, ctx, subresource), False
             except errors.ApiError as e:
-                # Another writer slipped in: patches are re-applied to the new state.
-                if e.code == 409 and e.reason == "Conflict" and not wanted and attempt < PATCH_RETRIES - 1:
+                # Another writer slipped in: patches are re-applied to the new state,
+                # unless the patch made the resourceVersion a precondition.
+                if (e.code == 409 and e.reason == "Conflict" and attempt < PATCH_RETRIES - 1
+                        and not _sets_resource_version(patch_type, body)):
                     continue
                 raise
         raise AssertionError("unreachable")
@@ -432,8 +434,9 @@ class Registry:
         self, rtype: ResourceType, old: dict, patch_type: str, body: Any, ctx: RequestContext, force: bool,
         subresource: str,
     ) -> dict:
+        # Patches see the whole stored object, resourceVersion included: a patch that
+        # sets it makes it a precondition (kubectl's managed-fields migration does).
         base = copy.deepcopy(old)
-        base["metadata"].pop("resourceVersion", None)
         try:
             if patch_type == "json":
                 if not isinstance(body, list):
@@ -574,6 +577,12 @@ class Registry:
                 raise
             out.append(obj)
         return out, listed.revision
+
+
+def _sets_resource_version(patch_type: str, body: Any) -> bool:
+    if patch_type == "json":
+        return any(isinstance(op, dict) and op.get("path") == "/metadata/resourceVersion" for op in body)
+    return isinstance(body, dict) and "resourceVersion" in (body.get("metadata") or {})
 
 
 def _finalized(rtype: ResourceType, obj: dict) -> bool:
