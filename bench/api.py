@@ -26,8 +26,8 @@ import aiohttp
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.support.etcd import run_etcd  # noqa: E402
-from tests.support.server import run_server  # noqa: E402
+from tests.support.etcd import run_etcd
+from tests.support.server import run_server
 
 
 def rss_mb(pid: int) -> float:

@@ -211,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("server", help="run a single-node cluster (control plane, plus a node agent)")
-    p.add_argument("--data-dir", default=None, help=f"state, certificates and kubeconfig (default {default_data_dir()})")
+    p.add_argument("--data-dir", default=None,
+                   help=f"state, certificates and kubeconfig (default {default_data_dir()})")
     p.add_argument("--no-agent", action="store_true", help="run the control plane only")
     _add_apiserver_flags(p)
     p.set_defaults(func=cmd_server)

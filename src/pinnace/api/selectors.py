@@ -88,7 +88,8 @@ def parse_label_selector(text: str) -> LabelSelector:
                 i += 1
                 out.append(Requirement(key, nxt, frozenset([take()])))
             else:
-                raise SelectorError(f"unable to parse requirement: found {nxt!r}, expected: in, notin, =, ==, !=, gt, lt")
+                raise SelectorError(
+                    f"unable to parse requirement: found {nxt!r}, expected: in, notin, =, ==, !=, gt, lt")
         if i < len(tokens):
             if tokens[i] != ",":
                 raise SelectorError(f"unable to parse requirement: found {tokens[i]!r}, expected ','")

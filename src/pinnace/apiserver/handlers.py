@@ -202,7 +202,7 @@ class ApiHandlers:
                 body = {"kind": t.rtype.list_kind, "apiVersion": t.rtype.api_version,
                         "metadata": {"resourceVersion": str(rev)}, "items": items}
                 return json_response(body, headers=self._warning_headers(ctx))
-            raise errors.method_not_allowed(f"the server does not allow this method on the requested resource")
+            raise errors.method_not_allowed("the server does not allow this method on the requested resource")
         if t.rtype.namespaced and not t.namespace:
             raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
         if t.subresource == "scale":
@@ -250,7 +250,7 @@ class ApiHandlers:
 
     def _require_verb(self, t: Target, verb: str) -> None:
         if verb not in t.rtype.verbs:
-            raise errors.method_not_allowed(f"the server does not allow this method on the requested resource")
+            raise errors.method_not_allowed("the server does not allow this method on the requested resource")
 
     # -- request decoding --------------------------------------------------------------
 

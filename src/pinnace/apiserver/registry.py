@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import base64
 import copy
-import re
 import datetime as dt
+import re
 import secrets
 import uuid
 from dataclasses import dataclass, field

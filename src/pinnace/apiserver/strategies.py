@@ -43,7 +43,7 @@ class Strategy:
             obj.pop("status", None)
             self.initial_status(obj)
 
-    def initial_status(self, obj: dict) -> None:  # noqa: B027 - most kinds start with no status
+    def initial_status(self, obj: dict) -> None:
         pass
 
     def prepare_update(self, new: dict, old: dict) -> None:

@@ -126,7 +126,7 @@ class RestClient:
                     if not retry or attempt == self.RETRIES - 1:
                         raise err
                     delay = float(resp.headers.get("Retry-After", 0) or 0) or _backoff(attempt)
-            except (aiohttp.ClientConnectionError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientConnectionError):
                 if attempt == self.RETRIES - 1:
                     raise
                 delay = _backoff(attempt)
