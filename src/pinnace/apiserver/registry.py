@@ -14,6 +14,7 @@ import copy
 import datetime as dt
 import re
 import secrets
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,8 +42,17 @@ CONFLICT_MESSAGE = "the object has been modified; please apply your changes to t
 PATCH_RETRIES = 5
 
 
+_stamp: tuple[int, str] = (0, "")
+
+
 def now_rfc3339() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The current time as Kubernetes writes timestamps (whole seconds, UTC).
+    Formatted once per second: writes ask for it several times each."""
+    global _stamp
+    second = int(time.time())
+    if _stamp[0] != second:
+        _stamp = (second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)))
+    return _stamp[1]
 
 
 @dataclass

@@ -1,0 +1,286 @@
+#!/usr/bin/env python3
+"""Write src/pinnace/api/protobuf_schema.json: the wire schema of the Kubernetes
+protobuf encoding (``application/vnd.kubernetes.protobuf``), taken from the
+``k8s.io/.../generated.proto`` descriptors compiled into a real kubectl binary.
+
+:mod:`pinnace.api.protobuf` decodes request bodies with this table, so field
+numbers and types come from the schema clients actually use, not from memory.
+
+Usage::
+
+    python scripts/gen_protobuf_schema.py [KUBECTL] [--out PATH]
+
+``KUBECTL`` defaults to the newest ``kubectl.1.*`` beside the ``kubectl`` on
+PATH.  Needs the ``protobuf`` package (a test dependency, never a runtime one).
+The tests import :func:`find_kubectl` and :func:`extract_descriptors` from here
+to encode test vectors with the very same descriptors.
+
+Where the data comes from
+-------------------------
+Go binaries register every generated ``.proto`` as a gzipped, serialized
+``FileDescriptorProto``.  Kubernetes generates its protobuf code with gogo, and
+the embedded descriptors keep the gogoproto field options; two facts the JSON
+form needs are recovered from the binary:
+
+* Go pointer fields: go-to-protobuf marks every non-pointer field with
+  ``(gogoproto.nullable) = false``, so a scalar field *without* it is a Go
+  pointer (``*int32``, ``*bool``, ``*string``).  gogo marshals non-pointer
+  scalars even when zero while JSON omits them (omitempty), but a pointer's
+  explicit zero (``replicas: 0``) is meaningful: flag ``p``.
+* Inline embedded structs (``json:",inline"``, e.g. ``Volume.volumeSource``,
+  ``Probe.handler``, ``ConfigMapKeySelector.localObjectReference``) are a
+  separate proto field but flat in JSON.  The descriptor cannot tell them apart
+  from named embedded structs (``ObjectMeta`` is ``metadata``), but the Go
+  struct tags are in the binary too: ``json:",inline" protobuf:"bytes,2,opt,
+  name=volumeSource"`` names the proto field: flag ``i``.
+
+Table format
+------------
+::
+
+    {"_generated": "...", "kubectl": "v1.33.1", "files": [...],
+     "messages": {"k8s.io.api.core.v1.Pod": {"1": ["metadata", "message",
+                   "k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta", ""], ...}, ...}}
+
+``messages`` maps a message's full name (no leading dot) to its fields, keyed
+by field number as a string; each field is ``[name, kind, type, flags]``:
+
+* ``name``: the proto field name, which in Kubernetes is the JSON key;
+* ``kind``: a protobuf scalar type (``string``, ``bytes``, ``bool``, ``int32``,
+  ``int64``, ``uint32``, ``uint64``, ``sint32``, ``sint64``, ``fixed32``,
+  ``fixed64``, ``sfixed32``, ``sfixed64``, ``double``, ``float``, ``enum``),
+  ``message``, or ``map``;
+* ``type``: for ``message`` the message's full name; for ``map``
+  ``[key kind, value kind, value message name or null]`` (map entry messages are
+  folded into this and not listed); otherwise null;
+* ``flags``: ``r`` repeated, ``p`` Go pointer scalar (keep explicit zeros),
+  ``i`` inline (merge the sub-object's keys into the parent); often ``""``.
+
+Only the API groups Pinnace serves (``FILES``) are included, without comments
+or options, to keep the table small.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "src" / "pinnace" / "api" / "protobuf_schema.json"
+GZIP_MAGIC = b"\x1f\x8b\x08\x00\x00\x00\x00\x00"
+
+_API = ("core/v1 apps/v1 batch/v1 networking/v1 coordination/v1 discovery/v1 events/v1 rbac/v1 storage/v1 "
+        "policy/v1 autoscaling/v1 autoscaling/v2 scheduling/v1 certificates/v1 authentication/v1 "
+        "authorization/v1 admissionregistration/v1").split()
+FILES = [f"k8s.io/api/{gv}/generated.proto" for gv in _API] + [
+    f"k8s.io/apimachinery/pkg/{p}/generated.proto"
+    for p in ("apis/meta/v1", "runtime", "util/intstr", "api/resource")
+]
+
+# descriptor.proto FieldDescriptorProto.Type numbers (10 = group: never in Kubernetes).
+_TYPES = {1: "double", 2: "float", 3: "int64", 4: "uint64", 5: "int32", 6: "fixed64", 7: "fixed32",
+          8: "bool", 9: "string", 11: "message", 12: "bytes", 13: "uint32", 14: "enum", 15: "sfixed32",
+          16: "sfixed64", 17: "sint32", 18: "sint64"}
+_LABEL_REPEATED = 3
+_GOGO_NULLABLE = 65001  # extension number of (gogoproto.nullable) in FieldOptions
+
+# A Go struct tag of an inline embedded struct that has a proto field.
+_INLINE_TAG = re.compile(rb'json:",inline" protobuf:"bytes,(\d+),([^"]*)"')
+
+
+def find_kubectl() -> Path | None:
+    """The newest ``kubectl.1.N`` beside the ``kubectl`` on PATH (else that kubectl), or None."""
+    env = os.environ.get("PINNACE_KUBECTL_PROTO")
+    if env:
+        return Path(env)
+    default = shutil.which("kubectl")
+    if default is None:
+        return None
+    real = Path(os.path.realpath(default))
+    versioned = [p for p in real.parent.glob("kubectl.1.*") if p.suffix[1:].isdigit()]
+    if versioned:
+        return max(versioned, key=lambda p: int(p.suffix[1:]))
+    return real
+
+
+def extract_descriptors(binary: Path, names: list[str] | None = None) -> dict[str, Any]:
+    """``{file name: FileDescriptorProto}`` of the ``k8s.io/`` protos embedded in a Go binary
+    (only ``names`` if given)."""
+    from google.protobuf import descriptor_pb2
+
+    data = binary.read_bytes()
+    found: dict[str, Any] = {}
+    i = 0
+    while (i := data.find(GZIP_MAGIC, i)) >= 0:
+        try:
+            # A gzip stream ends by itself; the slice only bounds the work on false hits.
+            raw = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data[i:i + 4_000_000])
+            fd = descriptor_pb2.FileDescriptorProto()
+            fd.ParseFromString(raw)
+        except Exception:
+            i += 1
+            continue
+        if fd.name.startswith("k8s.io/") and (names is None or fd.name in names):
+            found.setdefault(fd.name, fd)
+        i += 1
+    return found
+
+
+def inline_tags(binary: Path) -> tuple[set[tuple[int, str]], set[int]]:
+    """Proto fields of ``json:",inline"`` structs: ({(number, name)}, {numbers of unnamed tags})."""
+    named: set[tuple[int, str]] = set()
+    unnamed: set[int] = set()
+    for m in _INLINE_TAG.finditer(binary.read_bytes()):
+        number = int(m.group(1))
+        name = [p[5:] for p in m.group(2).decode().split(",") if p.startswith("name=")]
+        if name:
+            named.add((number, name[0]))
+        else:
+            unnamed.add(number)
+    return named, unnamed
+
+
+def _option_varint(options: bytes, number: int) -> int | None:
+    """The value of varint field ``number`` in serialized options (extensions stay unknown fields)."""
+    pos, n = 0, len(options)
+    found = None
+    while pos < n:
+        key, pos = _varint(options, pos)
+        wire = key & 7
+        if wire == 0:
+            value, pos = _varint(options, pos)
+            if key >> 3 == number:
+                found = value
+        elif wire == 2:
+            length, pos = _varint(options, pos)
+            pos += length
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        else:
+            raise ValueError(f"unexpected wire type {wire} in field options")
+    return found
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        b = data[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        shift += 7
+        if b < 0x80:
+            return result, pos
+
+
+def build_table(fds: dict[str, Any], inline: tuple[set[tuple[int, str]], set[int]]) -> dict[str, Any]:
+    named_inline, unnamed_inline = inline
+    messages: dict[str, Any] = {}
+    maps: dict[str, Any] = {}  # map entry message name -> [key kind, value kind, value type]
+
+    def walk(prefix: str, msgs: Any, out: list) -> None:
+        for m in msgs:
+            full = f"{prefix}.{m.name}"
+            if m.options.map_entry:
+                key, value = sorted(m.field, key=lambda f: f.number)
+                maps[full] = [_TYPES[key.type], _TYPES[value.type],
+                              value.type_name.lstrip(".") if value.type == 11 else None]
+            else:
+                out.append((full, m))
+            walk(full, m.nested_type, out)
+
+    all_msgs: list = []
+    for name in FILES:
+        fd = fds[name]
+        walk(fd.package, fd.message_type, all_msgs)
+    for full, m in all_msgs:
+        fields: dict[str, Any] = {}
+        for f in sorted(m.field, key=lambda f: f.number):
+            if f.type not in _TYPES:
+                raise ValueError(f"{full}.{f.name}: unsupported field type {f.type}")
+            kind, tname = _TYPES[f.type], f.type_name.lstrip(".") or None
+            flags = ""
+            if tname in maps:
+                kind, tname = "map", maps[tname]
+            elif f.label == _LABEL_REPEATED:
+                flags += "r"
+            elif kind == "message":
+                short = tname.rsplit(".", 1)[-1] if tname else ""
+                go_name_is_type = f.name == short[:1].lower() + short[1:]
+                if (f.number, f.name) in named_inline or (f.number in unnamed_inline and go_name_is_type):
+                    flags += "i"
+            elif _option_varint(f.options.SerializeToString(), _GOGO_NULLABLE) != 0:
+                flags += "p"
+            fields[str(f.number)] = [f.name, kind, tname, flags]
+        messages[full] = fields
+    # Every referenced message must be in the table (the file list is closed under imports).
+    for full, fields in messages.items():
+        for name, kind, tname, _ in fields.values():
+            ref = tname[2] if kind == "map" else tname if kind == "message" else None
+            if ref is not None and ref not in messages:
+                raise ValueError(f"{full}.{name} refers to {ref}, which is not in the table")
+    return messages
+
+
+def kubectl_version(binary: Path) -> str:
+    try:
+        out = subprocess.run([str(binary), "version", "--client", "-o", "json"], capture_output=True,
+                             text=True, timeout=30, check=True).stdout
+        return json.loads(out)["clientVersion"]["gitVersion"]
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError):
+        return "unknown"
+
+
+def render(doc: dict[str, Any]) -> str:
+    """Compact JSON, one message per line so diffs between releases stay readable."""
+    head = {k: v for k, v in doc.items() if k != "messages"}
+    lines = [json.dumps(head, separators=(",", ":"))[:-1] + ',"messages":{']
+    items = list(doc["messages"].items())
+    for i, (name, fields) in enumerate(items):
+        sep = "," if i < len(items) - 1 else ""
+        lines.append(json.dumps(name) + ":" + json.dumps(fields, separators=(",", ":")) + sep)
+    lines.append("}}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("kubectl", type=Path, nargs="?", default=None,
+                        help="kubectl binary (default: the newest kubectl.1.* beside kubectl on PATH)")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    binary = args.kubectl or find_kubectl()
+    if binary is None:
+        print("no kubectl found; pass its path", file=sys.stderr)
+        return 1
+    fds = extract_descriptors(binary, FILES)
+    missing = [f for f in FILES if f not in fds]
+    if missing:
+        print(f"{binary}: no descriptor for {', '.join(missing)}", file=sys.stderr)
+        return 1
+    version = kubectl_version(binary)
+    messages = build_table(fds, inline_tags(binary))
+    doc = {
+        "_generated": (f"by scripts/gen_protobuf_schema.py from the generated.proto descriptors in "
+                       f"kubectl {version} ({binary.name}); do not edit"),
+        "kubectl": version,
+        "files": FILES,
+        "messages": messages,
+    }
+    args.out.write_text(render(doc))
+    size = args.out.stat().st_size
+    print(f"wrote {args.out} ({len(messages)} messages, {size} bytes)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
