@@ -45,7 +45,7 @@ def find_kubectl() -> Path | None:
     """kubectl 1.27 (the last release that reads /openapi/v2 as protobuf), else None."""
     env = os.environ.get("PINNACE_KUBECTL_127")
     if env:
-        return Path(env)
+        return Path(env) if Path(env).exists() else None
     default = shutil.which("kubectl")
     if default is None:
         return None

@@ -38,7 +38,7 @@ Table format
 ------------
 ::
 
-    {"_generated": "...", "kubectl": "v1.33.1", "files": [...],
+    {"_generated": "...", "kubectl": "v1.33.1", "files": [...], "lists": [...],
      "messages": {"k8s.io.api.core.v1.Pod": {"1": ["metadata", "message",
                    "k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta", ""], ...}, ...}}
 
@@ -55,6 +55,11 @@ by field number as a string; each field is ``[name, kind, type, flags]``:
   folded into this and not listed); otherwise null;
 * ``flags``: ``r`` repeated, ``p`` Go pointer scalar (keep explicit zeros),
   ``i`` inline (merge the sub-object's keys into the parent); often ``""``.
+
+``lists`` names the messages that stand for a Go named slice (``type Verbs
+[]string``, ``ExtraValue``): a message with one repeated field ``items`` and a
+custom Go String method (``(gogoproto.goproto_stringer) = false``); JSON has
+the bare list.
 
 Only the API groups Pinnace serves (``FILES``) are included, without comments
 or options, to keep the table small.
@@ -91,9 +96,10 @@ _TYPES = {1: "double", 2: "float", 3: "int64", 4: "uint64", 5: "int32", 6: "fixe
           16: "sfixed64", 17: "sint32", 18: "sint64"}
 _LABEL_REPEATED = 3
 _GOGO_NULLABLE = 65001  # extension number of (gogoproto.nullable) in FieldOptions
+_GOGO_GOPROTO_STRINGER = 64003  # ... of (gogoproto.goproto_stringer) in MessageOptions
 
-# A Go struct tag of an inline embedded struct that has a proto field.
-_INLINE_TAG = re.compile(rb'json:",inline" protobuf:"bytes,(\d+),([^"]*)"')
+# The json and protobuf keys of one Go struct tag (other keys, e.g. patchStrategy, may sit between).
+_TAG = re.compile(rb'json:"([^"]*)"(?: \w+:"[^"]*")* protobuf:"\w+,(\d+),([^"]*)"')
 
 
 def find_kubectl() -> Path | None:
@@ -134,18 +140,53 @@ def extract_descriptors(binary: Path, names: list[str] | None = None) -> dict[st
     return found
 
 
-def inline_tags(binary: Path) -> tuple[set[tuple[int, str]], set[int]]:
-    """Proto fields of ``json:",inline"`` structs: ({(number, name)}, {numbers of unnamed tags})."""
-    named: set[tuple[int, str]] = set()
-    unnamed: set[int] = set()
-    for m in _INLINE_TAG.finditer(binary.read_bytes()):
-        number = int(m.group(1))
-        name = [p[5:] for p in m.group(2).decode().split(",") if p.startswith("name=")]
-        if name:
-            named.add((number, name[0]))
-        else:
-            unnamed.add(number)
-    return named, unnamed
+class GoTags:
+    """What the Go struct tags in a binary say about proto fields, by (number, proto name).
+
+    Tags are deduplicated strings, not tied to their struct, so a proto field is
+    matched by (number, name):
+
+    * ``json_name``: the JSON key.  The proto name is usually the JSON key, but
+      not always (``aPIGroup`` → ``apiGroup``, ``uID`` → ``uid``, ``Webhooks``
+      → ``webhooks``).
+    * ``inline``: ``json:",inline"`` embedded structs.  One such tag has no name
+      (``EphemeralContainerCommon``: ``protobuf:"bytes,1,req"``); a field matches
+      it by number only if its name is the embedded type's (lowerCamel) and no
+      named tag uses it.
+    """
+
+    def __init__(self, binary: Path) -> None:
+        self.inline_named: set[tuple[int, str]] = set()
+        self.inline_unnamed: set[int] = set()
+        self.json: dict[tuple[int, str], set[str]] = {}
+        for m in _TAG.finditer(binary.read_bytes()):
+            number = int(m.group(2))
+            names = [p[5:] for p in m.group(3).decode().split(",") if p.startswith("name=")]
+            json_name = m.group(1).decode().split(",")[0]
+            if m.group(1) == b",inline":
+                if names:
+                    self.inline_named.add((number, names[0]))
+                else:
+                    self.inline_unnamed.add(number)
+            elif names:
+                self.json.setdefault((number, names[0]), set()).add(json_name)
+
+    def inline(self, number: int, name: str, type_name: str) -> bool:
+        if (number, name) in self.inline_named:
+            if (number, name) in self.json:
+                raise ValueError(f"proto field {number} {name!r} is inline in one Go struct, named in another")
+            return True
+        short = type_name.rsplit(".", 1)[-1]
+        return (number in self.inline_unnamed and (number, name) not in self.json
+                and name == short[:1].lower() + short[1:])
+
+    def json_name(self, number: int, name: str, where: str) -> str:
+        keys = self.json.get((number, name), set()) - {"", "-"}
+        if not keys or keys == {name}:
+            return name
+        if len(keys) == 1:
+            return keys.pop()
+        raise ValueError(f"{where}: proto field {number} {name!r} has JSON names {sorted(keys)}")
 
 
 def _option_varint(options: bytes, number: int) -> int | None:
@@ -182,9 +223,10 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
             return result, pos
 
 
-def build_table(fds: dict[str, Any], inline: tuple[set[tuple[int, str]], set[int]]) -> dict[str, Any]:
-    named_inline, unnamed_inline = inline
+def build_table(fds: dict[str, Any], tags: GoTags) -> tuple[dict[str, Any], list[str]]:
+    """(messages, list wrapper message names); see the module docstring."""
     messages: dict[str, Any] = {}
+    lists: list[str] = []
     maps: dict[str, Any] = {}  # map entry message name -> [key kind, value kind, value type]
 
     def walk(prefix: str, msgs: Any, out: list) -> None:
@@ -214,21 +256,23 @@ def build_table(fds: dict[str, Any], inline: tuple[set[tuple[int, str]], set[int
             elif f.label == _LABEL_REPEATED:
                 flags += "r"
             elif kind == "message":
-                short = tname.rsplit(".", 1)[-1] if tname else ""
-                go_name_is_type = f.name == short[:1].lower() + short[1:]
-                if (f.number, f.name) in named_inline or (f.number in unnamed_inline and go_name_is_type):
+                if tags.inline(f.number, f.name, tname):
                     flags += "i"
-            elif _option_varint(f.options.SerializeToString(), _GOGO_NULLABLE) != 0:
+            elif kind != "bytes" and _option_varint(f.options.SerializeToString(), _GOGO_NULLABLE) != 0:
+                # ([]byte is nil-able either way; gogo ignores nullable there.)
                 flags += "p"
-            fields[str(f.number)] = [f.name, kind, tname, flags]
+            fields[str(f.number)] = [tags.json_name(f.number, f.name, full), kind, tname, flags]
         messages[full] = fields
+        if (len(m.field) == 1 and m.field[0].name == "items" and m.field[0].label == _LABEL_REPEATED
+                and _option_varint(m.options.SerializeToString(), _GOGO_GOPROTO_STRINGER) == 0):
+            lists.append(full)
     # Every referenced message must be in the table (the file list is closed under imports).
     for full, fields in messages.items():
         for name, kind, tname, _ in fields.values():
             ref = tname[2] if kind == "map" else tname if kind == "message" else None
             if ref is not None and ref not in messages:
                 raise ValueError(f"{full}.{name} refers to {ref}, which is not in the table")
-    return messages
+    return messages, lists
 
 
 def kubectl_version(binary: Path) -> str:
@@ -268,12 +312,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{binary}: no descriptor for {', '.join(missing)}", file=sys.stderr)
         return 1
     version = kubectl_version(binary)
-    messages = build_table(fds, inline_tags(binary))
+    messages, lists = build_table(fds, GoTags(binary))
     doc = {
         "_generated": (f"by scripts/gen_protobuf_schema.py from the generated.proto descriptors in "
                        f"kubectl {version} ({binary.name}); do not edit"),
         "kubectl": version,
         "files": FILES,
+        "lists": lists,
         "messages": messages,
     }
     args.out.write_text(render(doc))

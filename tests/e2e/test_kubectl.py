@@ -10,6 +10,7 @@ label resource", "Kubectl, cluster info", "Kubectl, check version v1",
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
@@ -18,7 +19,7 @@ import time
 import pytest
 
 from tests.support.kubectl import Kubectl, kubectl_versions
-from tests.support.server import run_server
+from tests.support.server import run_controller_manager, run_server
 
 pytestmark = pytest.mark.slow
 
@@ -76,12 +77,15 @@ def kubectl(request, tmp_path_factory) -> Kubectl:
     if version not in VERSIONS:
         pytest.skip(f"kubectl {version} is not installed")
     data_dir = tmp_path_factory.mktemp(f"server-{version}-{backend}")
-    if backend == "etcd":
-        endpoint = request.getfixturevalue("etcd_endpoint")
-        prefix_run = run_server(data_dir, "--storage", f"etcd://{endpoint}", command="apiserver")
-    else:
-        prefix_run = run_server(data_dir)
-    with prefix_run as server:
+    with contextlib.ExitStack() as stack:
+        if backend == "etcd":
+            # The API server alone on etcd, with the controllers as their own process.
+            endpoint = request.getfixturevalue("etcd_endpoint")
+            server = stack.enter_context(run_server(data_dir, "--storage", f"etcd://{endpoint}/kubectl-e2e",
+                                                    command="apiserver"))
+            stack.enter_context(run_controller_manager(server.kubeconfig))
+        else:
+            server = stack.enter_context(run_server(data_dir))
         yield Kubectl(VERSIONS[version], server.kubeconfig)
 
 

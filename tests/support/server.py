@@ -87,3 +87,20 @@ def run_server(data_dir: Path, *extra: str, command: str = "server", port: int |
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@contextlib.contextmanager
+def run_controller_manager(kubeconfig: Path) -> Iterator[subprocess.Popen]:
+    log_path = kubeconfig.parent / "controller-manager.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "pinnace.cli", "controller-manager", "--kubeconfig",
+                                 str(kubeconfig)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

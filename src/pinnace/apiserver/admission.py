@@ -101,6 +101,13 @@ class Admission:
         stype = spec.get("type", "ClusterIP")
         old_spec = (old or {}).get("spec") or {}
         name = f'{svc["metadata"].get("namespace")}/{svc["metadata"].get("name")}'
+        if old is None:
+            # A duplicate create is 409 AlreadyExists, not an allocation failure.
+            svc_type = self.registry.resources.get("", "v1", "services")
+            assert svc_type is not None
+            key = svc_type.key(svc["metadata"].get("namespace", ""), svc["metadata"].get("name", ""))
+            if await self.registry.store.get(key) is not None:
+                raise errors.already_exists("services", "", svc["metadata"].get("name", ""))
         if stype == "ExternalName":
             for k in ("clusterIP", "clusterIPs"):
                 spec.pop(k, None)

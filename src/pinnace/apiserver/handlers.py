@@ -141,6 +141,11 @@ class ApiHandlers:
 
     def _openapi(self, segs: list[str], request: web.Request) -> web.Response:
         if segs == ["openapi", "v2"]:
+            from . import openapi_pb  # kubectl <= 1.27 reads /openapi/v2 only as gnostic protobuf
+
+            if openapi_pb.wants_protobuf(request.headers.get("Accept", "")):
+                body = openapi_pb.openapi_v2_protobuf(self.resources)
+                return json_response(body, content_type=openapi_pb.CONTENT_TYPE)
             if "protobuf" in request.headers.get("Accept", "") and "json" not in request.headers.get("Accept", ""):
                 raise errors.ApiError(406, "NotAcceptable", "only application/json is served for /openapi/v2")
             return json_response(openapi.openapi_v2(self.resources))

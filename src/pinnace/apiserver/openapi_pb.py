@@ -38,7 +38,11 @@ import orjson
 from ..api.resources import ResourceRegistry
 from . import openapi
 
-CONTENT_TYPE = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+# kubectl asks for the "@v1.0" form, but answering with it breaks kubectl: Go's
+# mime.ParseMediaType rejects the '@' ("unexpected content after media subtype").
+# kube-apiserver answers with the dotted form and accepts both.
+CONTENT_TYPE = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+ACCEPT_TYPES = ("application/com.github.proto-openapi.spec.v2@v1.0+protobuf", CONTENT_TYPE)
 SCHEMA_PATH = Path(__file__).with_name("openapi_v2_pb_schema.json")
 
 _WIRE_TYPES = {"string": 2, "message": 2, "bool": 0, "int64": 0, "double": 1}
@@ -78,6 +82,32 @@ def yaml_text(value: Any) -> str:
     if not text.isascii():
         text = _YAML_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
     return text
+
+
+def wants_protobuf(accept: str) -> bool:
+    """Whether an Accept header prefers the protobuf document to JSON (the
+    highest-q clause naming either wins; earlier clauses win ties, as in kube-openapi)."""
+    best: tuple[float, bool] | None = None
+    for clause in accept.split(","):
+        media, _, params = clause.strip().partition(";")
+        media = media.strip()
+        if media in ACCEPT_TYPES:
+            proto = True
+        elif media in ("application/json", "application/*", "*/*"):
+            proto = False
+        else:
+            continue
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if q > 0 and (best is None or q > best[0]):
+            best = (q, proto)
+    return best is not None and best[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,5 +315,5 @@ def _v2_protobuf(generation: int, resources: ResourceRegistry) -> bytes:
 
 def openapi_v2_protobuf(resources: ResourceRegistry) -> bytes:
     """``/openapi/v2`` for ``Accept: application/com.github.proto-openapi.spec.v2@v1.0+protobuf``;
-    built once per resource-table generation (several MB, about a second)."""
+    built once per resource-table generation (~1.2 MB, ~0.1 s) and cached."""
     return _v2_protobuf(resources.generation, resources)

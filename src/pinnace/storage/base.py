@@ -147,7 +147,7 @@ class Store(abc.ABC):
 
 def open_store(url: str) -> Store:
     """Open a backend from a URL: ``memory://``, ``sqlite:///path/to/db`` or
-    ``etcd://host:port[,host:port]``."""
+    ``etcd://host:port[,host:port][/prefix]``."""
     if url.startswith("memory:"):
         from .memory import MemoryStore
 
@@ -162,8 +162,10 @@ def open_store(url: str) -> Store:
     if url.startswith("etcd://"):
         from .etcd import EtcdStore
 
-        endpoints = [e for e in url[len("etcd://") :].rstrip("/").split(",") if e]
+        # etcd://host:port[,host:port][/prefix] - a prefix lets clusters share one etcd.
+        hosts, _, root = url[len("etcd://") :].partition("/")
+        endpoints = [e for e in hosts.split(",") if e]
         if not endpoints:
-            raise ValueError("etcd storage needs endpoints: etcd://127.0.0.1:2379[,host:port]")
-        return EtcdStore(endpoints)
+            raise ValueError("etcd storage needs endpoints: etcd://127.0.0.1:2379[,host:port][/prefix]")
+        return EtcdStore(endpoints, root="/" + root.strip("/") if root.strip("/") else "")
     raise ValueError(f"unknown storage URL {url!r}; use sqlite:///PATH, etcd://HOST:PORT or memory://")
