@@ -18,9 +18,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.api import rss_mb  # noqa: E402
-from tests.support.etcd import free_port  # noqa: E402
-from tests.support.server import wait_ready  # noqa: E402
+from tests.support.etcd import free_port
+from tests.support.server import wait_ready
+
+from bench.api import rss_mb
 
 
 def start_once(data: Path) -> tuple[float, float]:

@@ -131,7 +131,7 @@ def _registry() -> dict[str, _Message]:
                 sub = msgs[tname]
             elif k == _MAP:
                 sub = (_KINDS[tname[0]], _KINDS[tname[1]], msgs[tname[2]] if tname[2] else None)
-            keep = True
+            keep = "p" in flags or f"{short}.{fname}" in KEEP_ZERO
             m.fields[int(number)] = (fname, k, sub, "r" in flags, keep, "i" in flags)
     for name in _QUANTITY:
         if name in msgs:
