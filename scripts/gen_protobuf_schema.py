@@ -19,8 +19,8 @@ Where the data comes from
 -------------------------
 Go binaries register every generated ``.proto`` as a gzipped, serialized
 ``FileDescriptorProto``.  Kubernetes generates its protobuf code with gogo, and
-the embedded descriptors keep the gogoproto field options; two facts the JSON
-form needs are recovered from the binary:
+the embedded descriptors keep the gogoproto field options; three facts the
+JSON form needs are recovered from the binary:
 
 * Go pointer fields: go-to-protobuf marks every non-pointer field with
   ``(gogoproto.nullable) = false``, so a scalar field *without* it is a Go
@@ -33,6 +33,10 @@ form needs are recovered from the binary:
   from named embedded structs (``ObjectMeta`` is ``metadata``), but the Go
   struct tags are in the binary too: ``json:",inline" protobuf:"bytes,2,opt,
   name=volumeSource"`` names the proto field: flag ``i``.
+* JSON names: a proto field is named after its JSON key, except a few
+  (``aPIGroup`` for ``apiGroup``, ``uID``, ``Webhooks``, ``Expression``); the
+  struct tags (``json:"apiGroup,omitempty" protobuf:"...,name=aPIGroup"``) give
+  the JSON key.
 
 Table format
 ------------
@@ -45,7 +49,7 @@ Table format
 ``messages`` maps a message's full name (no leading dot) to its fields, keyed
 by field number as a string; each field is ``[name, kind, type, flags]``:
 
-* ``name``: the proto field name, which in Kubernetes is the JSON key;
+* ``name``: the JSON key (the proto field name, corrected from the Go tags);
 * ``kind``: a protobuf scalar type (``string``, ``bytes``, ``bool``, ``int32``,
   ``int64``, ``uint32``, ``uint64``, ``sint32``, ``sint64``, ``fixed32``,
   ``fixed64``, ``sfixed32``, ``sfixed64``, ``double``, ``float``, ``enum``),

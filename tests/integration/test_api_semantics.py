@@ -404,3 +404,37 @@ async def test_discovery_documents(api):
     assert "io.k8s.api.apps.v1.Deployment" in apps["components"]["schemas"]
     status, v2 = await api.call("GET", "/openapi/v2")
     assert v2["swagger"] == "2.0" and "io.k8s.api.core.v1.Pod" in v2["definitions"]
+
+
+async def test_review_apis_answer_in_status(api):
+    """Conformance: "SubjectReview, API Operations"."""
+    status, me = await api.call("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                                {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+    assert status == 201 and me["status"]["userInfo"]["username"] == "admin"
+    assert "system:masters" in me["status"]["userInfo"]["groups"]
+    status, tr = await api.call("POST", "/apis/authentication.k8s.io/v1/tokenreviews",
+                                {"kind": "TokenReview", "spec": {"token": "secret-token"}})
+    assert tr["status"]["authenticated"] and tr["status"]["user"]["username"] == "alice"
+    status, tr = await api.call("POST", "/apis/authentication.k8s.io/v1/tokenreviews",
+                                {"kind": "TokenReview", "spec": {"token": "nope"}})
+    assert tr["status"]["authenticated"] is False
+    status, sar = await api.call("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", {
+        "kind": "SelfSubjectAccessReview",
+        "spec": {"resourceAttributes": {"verb": "create", "resource": "pods", "namespace": "default"}}})
+    assert status == 201 and sar["status"]["allowed"] is True
+    # Reviews are not stored.
+    status, _ = await api.call("GET", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews")
+    assert status == 405
+
+
+async def test_hpa_served_in_both_versions(api):
+    hpa = {"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "h"},
+           "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                    "minReplicas": 1, "maxReplicas": 5, "targetCPUUtilizationPercentage": 70}}
+    status, out = await api.call("POST", "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers", hpa)
+    assert status == 201, out
+    status, v2 = await api.call("GET", "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers/h")
+    assert v2["apiVersion"] == "autoscaling/v2"
+    assert v2["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 70
+    status, listed = await api.call("GET", "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers")
+    assert listed["items"][0]["apiVersion"] == "autoscaling/v2"

@@ -514,6 +514,8 @@ def _compare(lv: Any, rv: Any, schema: Schema | None, path: Path, struct_field: 
     ``struct_field``: 0 for map entries and list elements, 1 for struct fields,
     2 for required struct fields.
     """
+    if lv is not _MISSING and (lv is rv or (lv == rv and _eq(lv, rv))):
+        return  # identical subtrees hold no changes (the common case in updates)
     sh = _shape(schema, rv if _vkind(rv) else lv)
     lk, rk = _vkind(lv), _vkind(rv)
     if sh.kind == _SCALAR or sh.atomic or (_empty(lv) and _empty(rv)) or (lk and rk and lk != rk):

@@ -61,6 +61,12 @@ autoscaling/v2 HorizontalPodAutoscaler horizontalpodautoscalers N hpa status
 autoscaling/v1 HorizontalPodAutoscaler horizontalpodautoscalers N hpa status
 scheduling.k8s.io/v1 PriorityClass priorityclasses C pc -
 certificates.k8s.io/v1 CertificateSigningRequest certificatesigningrequests C csr status,approval
+authentication.k8s.io/v1 SelfSubjectReview selfsubjectreviews C - - create
+authentication.k8s.io/v1 TokenReview tokenreviews C - - create
+authorization.k8s.io/v1 SelfSubjectAccessReview selfsubjectaccessreviews C - - create
+authorization.k8s.io/v1 SubjectAccessReview subjectaccessreviews C - - create
+authorization.k8s.io/v1 LocalSubjectAccessReview localsubjectaccessreviews N - - create
+authorization.k8s.io/v1 SelfSubjectRulesReview selfsubjectrulesreviews C - - create
 """
 
 # Kinds whose strategy makes `kubectl get all` include them.

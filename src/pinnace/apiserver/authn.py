@@ -46,14 +46,17 @@ class Authenticator:
     def __init__(self, tokens: dict[str, User] | None = None):
         self.tokens = tokens or {}
 
+    def user_for_token(self, token: str) -> User | None:
+        for known, user in self.tokens.items():
+            if hmac.compare_digest(known, token):
+                return user
+        return None
+
     def authenticate(self, request: web.Request) -> User | None:
         auth = request.headers.get("Authorization", "")
         if auth[:7].lower() == "bearer ":
-            token = auth[7:].strip()
-            for known, user in self.tokens.items():
-                if hmac.compare_digest(known, token):
-                    return user
-            return None  # a bad token is refused even if a certificate came too
+            # A bad token is refused even if a certificate came too.
+            return self.user_for_token(auth[7:].strip())
         transport = request.transport
         peercert = transport.get_extra_info("peercert") if transport else None
         if peercert:

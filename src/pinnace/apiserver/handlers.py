@@ -16,8 +16,8 @@ from aiohttp import web
 
 from ..api import schema, tables
 from ..api.resources import ResourceType
-from . import discovery, errors, openapi
-from .authn import USER
+from . import discovery, errors, openapi, reviews
+from .authn import USER, Authenticator
 from .registry import DeleteOptions, ListOptions, Registry, RequestContext, now_rfc3339
 from .watchcache import CachedObject, TooOld
 
@@ -60,8 +60,10 @@ def status_success(rtype: ResourceType, obj: dict) -> dict:
 
 
 class ApiHandlers:
-    def __init__(self, registry: Registry, server_address: str, version_info: dict[str, Any]):
+    def __init__(self, registry: Registry, server_address: str, version_info: dict[str, Any],
+                 authenticator: Authenticator | None = None):
         self.registry = registry
+        self.authenticator = authenticator or Authenticator()
         self.resources = registry.resources
         self.server_address = server_address
         self.version_info = version_info
@@ -195,6 +197,9 @@ class ApiHandlers:
                 if t.rtype.namespaced and not t.namespace:
                     raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
                 body = await self._body(request)
+                if reviews.is_review(t.rtype):
+                    return reviews.respond(reviews.review(t.rtype, t.namespace, body, request.get(USER) or {},
+                                                          self.authenticator))
                 if t.rtype.plural == "bindings":
                     return await self._bind(request, t, body, ctx)
                 obj = await self.registry.create(t.rtype, t.namespace, body, ctx)

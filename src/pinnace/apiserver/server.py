@@ -45,9 +45,10 @@ class ApiServer:
         self.cache = WatchCache(self.store)
         self.resources = ResourceRegistry(list(BUILTIN))
         self.registry = Registry(self.store, self.cache, self.resources, config.cluster)
-        self.handlers = ApiHandlers(self.registry, f"{config.advertise_address}:{config.port}", version_info())
         tokens = load_token_file(config.token_auth_file) if config.token_auth_file else {}
         self.authenticator = Authenticator(tokens)
+        self.handlers = ApiHandlers(self.registry, f"{config.advertise_address}:{config.port}", version_info(),
+                                    self.authenticator)
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.port = config.port
