@@ -1,8 +1,11 @@
 """Async REST client for the Kubernetes API (the client-go analogue's lowest layer).
 
-Configured from a kubeconfig; answers errors as :class:`ApiException` carrying
-the Status ``reason``; retries 429/5xx and connection loss with backoff for
-idempotent requests.
+Configured from a kubeconfig or, inside a pod, from the service-account files
+(:meth:`ClientConfig.load` picks); answers errors as :class:`ApiException`
+carrying the Status ``reason``; retries 429/5xx and connection loss with backoff
+for idempotent requests.  One :class:`RestClient` owns one aiohttp session (one
+connection pool) and is meant to be shared by every informer and controller of
+a process.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import os
 import random
 import ssl
 import tempfile
@@ -32,11 +36,75 @@ class ApiException(Exception):
         self.status, self.reason, self.message, self.body = status, reason, message, body or {}
 
 
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+
+class ConfigError(Exception):
+    """No usable client configuration (no kubeconfig and not inside a pod)."""
+
+
 @dataclass
 class ClientConfig:
     server: str
     ssl: ssl.SSLContext | bool
     token: str | None = None
+    # A file holding the bearer token; re-read whenever it changes, because the
+    # kubelet rotates projected service-account tokens (they expire in ~1h).
+    token_file: Path | None = None
+    # The pod's own namespace when configured in-cluster.
+    namespace: str | None = None
+
+    def __post_init__(self) -> None:
+        self._token_mtime: float | None = None
+
+    def bearer_token(self) -> str | None:
+        if self.token_file is None:
+            return self.token
+        try:
+            mtime = self.token_file.stat().st_mtime
+            if mtime != self._token_mtime:
+                self.token = self.token_file.read_text().strip()
+                self._token_mtime = mtime
+        except OSError as e:
+            # Keep using the token we have; the file may be mid-rotation.
+            log.warning("cannot read token file %s: %s", self.token_file, e)
+        return self.token
+
+    @classmethod
+    def in_cluster(cls, sa_dir: str | Path = SERVICE_ACCOUNT_DIR,
+                   environ: dict[str, str] | None = None) -> ClientConfig:
+        """Configuration for a process running in a pod: the API server address from
+        ``KUBERNETES_SERVICE_HOST``/``_PORT``, trust from ``ca.crt``, identity from ``token``."""
+        env = os.environ if environ is None else environ
+        host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT")
+        sa = Path(sa_dir)
+        if not host or not port:
+            raise ConfigError("not running in a cluster: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT "
+                              "must be set")
+        if not (sa / "token").is_file():
+            raise ConfigError(f"not running in a cluster: {sa / 'token'} does not exist")
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"  # an IPv6 service address
+        sslctx = ssl.create_default_context()
+        if (sa / "ca.crt").is_file():
+            sslctx.load_verify_locations(str(sa / "ca.crt"))
+        ns_file = sa / "namespace"
+        namespace = ns_file.read_text().strip() if ns_file.is_file() else None
+        cfg = cls(server=f"https://{host}:{port}", ssl=sslctx, token_file=sa / "token", namespace=namespace)
+        cfg.bearer_token()
+        return cfg
+
+    @classmethod
+    def load(cls, kubeconfig: str | Path | None = None, context: str | None = None) -> ClientConfig:
+        """The usual resolution order: an explicit kubeconfig, then ``$KUBECONFIG``
+        (its first entry), then in-cluster service-account configuration."""
+        if kubeconfig:
+            return cls.from_kubeconfig(kubeconfig, context)
+        env = os.environ.get("KUBECONFIG", "")
+        first = next((p for p in env.split(os.pathsep) if p), "")
+        if first:
+            return cls.from_kubeconfig(first, context)
+        return cls.in_cluster()
 
     @classmethod
     def from_kubeconfig(cls, path: str | Path, context: str | None = None) -> ClientConfig:
@@ -68,7 +136,8 @@ class ClientConfig:
                 tmp.rmdir()
             elif user.get("client-certificate") and user.get("client-key"):
                 sslctx.load_cert_chain(user["client-certificate"], user["client-key"])
-        return cls(server=cluster["server"].rstrip("/"), ssl=sslctx, token=user.get("token"))
+        token_file = Path(user["tokenFile"]) if user.get("tokenFile") else None
+        return cls(server=cluster["server"].rstrip("/"), ssl=sslctx, token=user.get("token"), token_file=token_file)
 
 
 def resource_path(api_version: str, plural: str, namespace: str = "", name: str = "", sub: str = "") -> str:
@@ -81,27 +150,54 @@ def resource_path(api_version: str, plural: str, namespace: str = "", name: str 
     return path
 
 
+def _query(params: dict[str, Any]) -> str:
+    # Booleans as the API spells them ("true", not Python's "True"); unset values dropped.
+    clean = {k: (("true" if v else "false") if isinstance(v, bool) else v)
+             for k, v in params.items() if v is not None and v != ""}
+    return urlencode(clean)
+
+
 class RestClient:
+    """The API client.  Safe to share: all callers (every informer's list and
+    long-running watch, every controller's writes) use one aiohttp session and
+    so one connection pool.  Each open watch holds a connection for its
+    lifetime, hence the generous pool size."""
+
     RETRIES = 5
 
-    def __init__(self, config: ClientConfig, user_agent: str = "pinnace"):
+    def __init__(self, config: ClientConfig, user_agent: str = "pinnace", max_connections: int = 512):
         self.config = config
         self.user_agent = user_agent
+        self.max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
 
     @classmethod
     def from_kubeconfig(cls, path: str | Path, user_agent: str = "pinnace") -> RestClient:
         return cls(ClientConfig.from_kubeconfig(path), user_agent)
 
+    @classmethod
+    def load(cls, kubeconfig: str | Path | None = None, user_agent: str = "pinnace") -> RestClient:
+        return cls(ClientConfig.load(kubeconfig), user_agent)
+
     @property
     def session(self) -> aiohttp.ClientSession:
+        # Created lazily so it binds to the running loop; no await between the
+        # check and the assignment, so concurrent first users share one session.
         if self._session is None or self._session.closed:
             headers = {"User-Agent": self.user_agent, "Accept": "application/json"}
-            if self.config.token:
-                headers["Authorization"] = f"Bearer {self.config.token}"
-            conn = aiohttp.TCPConnector(ssl=self.config.ssl, limit=100)
+            conn = aiohttp.TCPConnector(ssl=self.config.ssl, limit=self.max_connections)
             self._session = aiohttp.ClientSession(headers=headers, connector=conn)
         return self._session
+
+    def _headers(self, content_type: str | None = None) -> dict[str, str]:
+        # Per request rather than per session, so a rotated token takes effect at once.
+        headers = {}
+        token = self.config.bearer_token()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if content_type:
+            headers["Content-Type"] = content_type
+        return headers
 
     async def close(self) -> None:
         if self._session is not None:
@@ -111,13 +207,13 @@ class RestClient:
                       body: Any = None, content_type: str = "application/json") -> Any:
         url = self.config.server + path
         if params:
-            url += "?" + urlencode({k: v for k, v in params.items() if v is not None and v != ""})
+            url += "?" + _query(params)
         data = None if body is None else orjson.dumps(body)
         idempotent = method in ("GET", "PUT", "DELETE")
         for attempt in range(self.RETRIES):
             try:
                 async with self.session.request(method, url, data=data,
-                                                headers={"Content-Type": content_type}) as resp:
+                                                headers=self._headers(content_type)) as resp:
                     raw = await resp.read()
                     if resp.status < 400:
                         return orjson.loads(raw) if raw else None
@@ -165,10 +261,24 @@ class RestClient:
 
     async def watch(self, api_version: str, plural: str, namespace: str = "", **params: Any
                     ) -> AsyncIterator[dict]:
-        """Yield watch events ({"type", "object"}) until the server closes the stream."""
-        params = {**params, "watch": "true"}
-        url = self.config.server + resource_path(api_version, plural, namespace) + "?" + urlencode(params)
-        async with self.session.get(url, timeout=aiohttp.ClientTimeout(total=None, sock_read=None)) as resp:
+        """Yield watch events ({"type", "object"}) until the server closes the stream.
+
+        BOOKMARK events (with ``allowWatchBookmarks=True``) are yielded like any
+        other; their object carries only ``metadata.resourceVersion``.  An ERROR
+        event carrying a 410 Status (the requested resourceVersion is older than
+        the server's history) raises ``ApiException(410, "Expired", ...)`` so the
+        caller relists; other ERROR events are yielded.
+        """
+        params = {**params, "watch": True}
+        url = self.config.server + resource_path(api_version, plural, namespace) + "?" + _query(params)
+        # The server ends the watch after timeoutSeconds; allow a margin beyond that
+        # so a silently dead connection cannot hang the caller forever.
+        try:
+            total: float | None = float(params["timeoutSeconds"]) + 30.0 if params.get("timeoutSeconds") else None
+        except (TypeError, ValueError):
+            total = None
+        timeout = aiohttp.ClientTimeout(total=total, sock_connect=30.0, sock_read=None)
+        async with self.session.get(url, timeout=timeout, headers=self._headers()) as resp:
             if resp.status >= 400:
                 raise _exception(resp.status, await resp.read())
             buf = b""
@@ -177,7 +287,21 @@ class RestClient:
                 while b"\n" in buf:
                     line, buf = buf.split(b"\n", 1)
                     if line.strip():
-                        yield orjson.loads(line)
+                        event = orjson.loads(line)
+                        _raise_expired(event)
+                        yield event
+            if buf.strip():
+                event = orjson.loads(buf)
+                _raise_expired(event)
+                yield event
+
+
+def _raise_expired(event: dict) -> None:
+    if event.get("type") != "ERROR":
+        return
+    status = event.get("object") or {}
+    if status.get("code") == 410:
+        raise ApiException(410, status.get("reason") or "Expired", status.get("message", ""), status)
 
 
 def _exception(status: int, raw: bytes) -> ApiException:
