@@ -64,8 +64,7 @@ class EventRecorder:
             await self._task
 
     async def _drain(self) -> None:
-        while not self._queue.empty():
-            await asyncio.sleep(0.01)
+        await self._queue.join()
 
     def event(self, obj: dict, type_: str, reason: str, message: str, action: str = "") -> None:
         """Record ``type_`` ("Normal" or "Warning") ``reason`` about ``obj``."""
@@ -83,6 +82,8 @@ class EventRecorder:
                 raise
             except Exception as e:
                 log.warning("could not write event %s: %s", item[2], e)
+            finally:
+                self._queue.task_done()
 
     async def _write(self, obj: dict, type_: str, reason: str, message: str, action: str) -> None:
         meta = obj.get("metadata") or {}
