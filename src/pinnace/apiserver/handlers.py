@@ -450,8 +450,7 @@ class ApiHandlers:
                 await cache.wait_fresh()
             elif rv not in ("", "0"):
                 await cache.wait_until(_int_rv(rv))
-            initial = [o for o in cache.list(t.rtype.storage_prefix, t.rtype.namespace_prefix(t.namespace))
-                       if match(o.obj)]
+            initial = cache.list(t.rtype.storage_prefix, t.rtype.namespace_prefix(t.namespace), match)
             from_rev = cache.revision
         else:
             from_rev = _int_rv(rv)

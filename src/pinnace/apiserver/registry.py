@@ -178,8 +178,7 @@ class Registry:
                 )
         elif rv == "":
             await self.cache.wait_fresh()
-        items = [o for o in self.cache.list(rtype.storage_prefix, prefix) if match(o.obj)]
-        return ListResult(items, self.cache.revision)
+        return ListResult(self.cache.list(rtype.storage_prefix, prefix, match), self.cache.revision)
 
     async def _list_from_store(self, rtype: ResourceType, prefix: str, match, opts: ListOptions) -> ListResult:
         start_after, revision = "", 0

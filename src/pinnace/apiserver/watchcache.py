@@ -49,6 +49,10 @@ def decode(kv: KeyValue, revision: int | None = None) -> CachedObject:
     return CachedObject(kv.key, obj, rev)
 
 
+def _by_key(o: CachedObject) -> str:
+    return o.key
+
+
 def resource_prefix(key: str) -> str:
     """``/registry/apps/deployments/ns/name`` → ``/registry/apps/deployments/``."""
     parts = key.split("/", 4)
@@ -230,15 +234,15 @@ class WatchCache:
     def get(self, key: str) -> CachedObject | None:
         return self._by_resource.get(resource_prefix(key), {}).get(key)
 
-    def list(self, prefix: str, sub_prefix: str = "") -> list[CachedObject]:
+    def list(self, prefix: str, sub_prefix: str = "", match: Callable[[dict], bool] | None = None
+             ) -> list[CachedObject]:
         """Objects of one resource (``prefix``), optionally only under ``sub_prefix``
-        (a namespace), in key order."""
-        objects = self._by_resource.get(prefix, {})
+        (a namespace) and matching ``match``, in key order."""
+        objects = self._by_resource.get(prefix, {}).values()
         if sub_prefix and sub_prefix != prefix:
-            items = [o for k, o in objects.items() if k.startswith(sub_prefix)]
-        else:
-            items = list(objects.values())
-        items.sort(key=lambda o: o.key)
+            objects = [o for o in objects if o.key.startswith(sub_prefix)]
+        items = [o for o in objects if match(o.obj)] if match else list(objects)
+        items.sort(key=_by_key)  # only what matched gets sorted
         return items
 
     def count(self, prefix: str) -> int:

@@ -11,6 +11,7 @@ silently diverges from the server.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+
 from ..api.selectors import LabelSelector, from_label_selector_object, matches_labels, parse_label_selector
 
 IndexFunc = Callable[[dict], list[str]]
