@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import platform
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -14,11 +15,14 @@ import orjson
 import yaml
 from aiohttp import web
 
+from .. import __version__
 from ..api import schema, tables
 from ..api.resources import ResourceType
+from ..api.selectors import label_selector_string
+from ..storage.base import RevisionMismatch
 from . import discovery, errors, openapi, reviews
 from .authn import USER, Authenticator
-from .registry import DeleteOptions, ListOptions, Registry, RequestContext, now_rfc3339
+from .registry import DeleteOptions, ListOptions, Registry, RequestContext, encode_for_storage, now_rfc3339
 from .watchcache import CachedObject, TooOld
 
 log = logging.getLogger(__name__)
@@ -545,7 +549,7 @@ class ApiHandlers:
             if patch_type is None or patch_type == "apply":
                 raise errors.unsupported_media_type(ctype)
             current = await self.registry.get(t.rtype, t.namespace, t.name)
-            patched = self.registry._apply_patch(t.rtype, to_scale(current), patch_type,
+            patched = self.registry.apply_patch(t.rtype, to_scale(current), patch_type,
                                                  await self._body(request), ctx, False, "")
             replicas = (patched.get("spec") or {}).get("replicas")
             rv = ""
@@ -586,9 +590,6 @@ class ApiHandlers:
                 pod["metadata"].setdefault("annotations", {})[k] = v
             if ctx.dry_run:
                 break
-            from ..storage.base import RevisionMismatch
-            from .registry import encode_for_storage
-
             try:
                 await self.registry.store.update(pods.key(t.namespace, pod_name), encode_for_storage(pod), rev)
                 break
@@ -614,8 +615,6 @@ def to_scale(obj: dict) -> dict:
     meta = obj["metadata"]
     status = obj.get("status") or {}
     selector = (obj.get("spec") or {}).get("selector") or {}
-    from ..api.selectors import label_selector_string
-
     sel = label_selector_string(selector) if "matchLabels" in selector or "matchExpressions" in selector else \
         ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
     return {
@@ -646,10 +645,6 @@ def _int_rv(rv: str) -> int:
 
 def version_info() -> dict[str, Any]:
     major, minor, _ = schema.KUBERNETES_VERSION.split(".")
-    import platform
-
-    from .. import __version__
-
     return {
         "major": major,
         "minor": minor,

@@ -423,7 +423,7 @@ class Registry:
                 if e.code == 404 and patch_type == "apply" and not subresource:
                     return await self._apply_create(rtype, namespace, name, body, ctx, force), True
                 raise
-            new = self._apply_patch(rtype, old, patch_type, body, ctx, force, subresource)
+            new = self.apply_patch(rtype, old, patch_type, body, ctx, force, subresource)
             self._check_identity(rtype, new, namespace, name)
             wanted = new["metadata"].get("resourceVersion")
             if wanted and wanted != str(rev):
@@ -439,7 +439,7 @@ class Registry:
                 raise
         raise AssertionError("unreachable")
 
-    def _apply_patch(
+    def apply_patch(
         self, rtype: ResourceType, old: dict, patch_type: str, body: Any, ctx: RequestContext, force: bool,
         subresource: str,
     ) -> dict:
