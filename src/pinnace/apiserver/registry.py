@@ -392,8 +392,10 @@ class Registry:
         ssa.track_update(old, obj, self._manager(ctx), rtype.definition, now_rfc3339(), subresource)
         await self.admission.validate(rtype, obj, old, ctx)
 
-        if meta.get("deletionTimestamp") and not meta.get("finalizers") and _finalized(rtype, obj):
-            # The last finalizer is gone: the pending deletion completes now.
+        if (meta.get("deletionTimestamp") and not meta.get("finalizers") and _finalized(rtype, obj)
+                and not meta.get("deletionGracePeriodSeconds")):
+            # The last finalizer is gone and no grace period runs (a pod's kubelet
+            # ends that with its own delete): the pending deletion completes now.
             if ctx.dry_run:
                 return obj
             return await self._remove(rtype, namespace, name, rev, obj)
