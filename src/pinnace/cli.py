@@ -110,6 +110,12 @@ def cmd_server(args: argparse.Namespace) -> int:
         kubeconfig = write_kubeconfig(data_dir / "kubeconfig", f"https://{host}:{server.port}", pki.ca.pem,
                                       pki.admin.cert, pki.admin.key)
         controllers = await run_builtin_controllers(kubeconfig)
+        simulator = None
+        if args.simulate_nodes:
+            from .simulate import NodeSimulator
+
+            simulator = NodeSimulator(kubeconfig=kubeconfig, count=args.simulate_nodes)
+            await simulator.start()
         print(f"Pinnace is running: API server at https://{host}:{server.port} (storage: {data_dir / 'state.db'})",
               flush=True)
         print(f"Kubeconfig written to {kubeconfig}", flush=True)
@@ -120,6 +126,8 @@ def cmd_server(args: argparse.Namespace) -> int:
             log.info("node agent: not part of this build yet; running the control plane only")
         await stop.wait()
         print("Shutting down...", flush=True)
+        if simulator is not None:
+            await simulator.stop()
         await controllers.stop()
         await server.stop()
 
@@ -159,6 +167,39 @@ def cmd_controller_manager(args: argparse.Namespace) -> int:
         controllers = await run_builtin_controllers(kubeconfig)
         await stop.wait()
         await controllers.stop()
+
+    _setup_logging(args.verbose)
+    return _run(main)
+
+
+def cmd_simulate_nodes(args: argparse.Namespace) -> int:
+    from .simulate import NodeSimulator, parse_labels, parse_taints
+
+    kubeconfig = Path(args.kubeconfig or (default_data_dir() / "kubeconfig"))
+    try:
+        labels, taints = parse_labels(args.labels), parse_taints(args.taints)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+    async def main(stop: asyncio.Event) -> None:
+        sim = NodeSimulator(kubeconfig=kubeconfig, count=args.count, name_prefix=args.name_prefix,
+                            index_offset=args.index_offset, cpu=args.cpu, memory=args.memory, pods=args.pods,
+                            labels=labels, taints=taints, zones=args.zones, start_delay=args.start_delay,
+                            lease_interval=args.lease_interval, status_interval=args.status_interval,
+                            max_in_flight=args.max_in_flight, delete_grace_cap=args.delete_grace_cap,
+                            delete_nodes_on_exit=args.delete_nodes_on_exit)
+        # Ctrl-C during a long registration (or an API server that is not up yet) must still stop cleanly.
+        started, stopped = asyncio.create_task(sim.start()), asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait([started, stopped], return_when=asyncio.FIRST_COMPLETED)
+            if started.done():
+                started.result()
+                await stopped
+        finally:
+            started.cancel()
+            stopped.cancel()
+            await sim.stop()
 
     _setup_logging(args.verbose)
     return _run(main)
@@ -214,6 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None,
                    help=f"state, certificates and kubeconfig (default {default_data_dir()})")
     p.add_argument("--no-agent", action="store_true", help="run the control plane only")
+    p.add_argument("--simulate-nodes", type=int, default=0, metavar="N",
+                   help="also run N simulated nodes (no containers; see `pinnace simulate-nodes`)")
     _add_apiserver_flags(p)
     p.set_defaults(func=cmd_server)
 
@@ -227,6 +270,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kubeconfig", default=None, help="kubeconfig of the API server")
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=cmd_controller_manager)
+
+    p = sub.add_parser("simulate-nodes", help="run N simulated nodes (kwok-style) against an API server")
+    p.add_argument("--kubeconfig", default=None, help="kubeconfig of the API server")
+    p.add_argument("--count", type=int, required=True, help="how many nodes")
+    p.add_argument("--name-prefix", default="sim-node-", help="node names are PREFIX0..PREFIX{N-1}")
+    p.add_argument("--index-offset", type=int, default=0,
+                   help="first node index (several simulators: disjoint names, CIDRs and IPs)")
+    p.add_argument("--cpu", default="32", help="cpu capacity per node")
+    p.add_argument("--memory", default="256Gi", help="memory capacity per node")
+    p.add_argument("--pods", type=int, default=110, help="pod capacity per node")
+    p.add_argument("--labels", default="", help="extra node labels: k=v,k2=v2")
+    p.add_argument("--taints", default="", help="node taints: key=value:Effect,key:Effect")
+    p.add_argument("--zones", type=int, default=3, help="spread nodes over zone-0..zone-{Z-1}")
+    p.add_argument("--start-delay", type=float, default=0.5,
+                   help="seconds from binding to Running (per pod: annotation sim.pinnace.io/start-delay)")
+    p.add_argument("--lease-interval", type=float, default=10.0, help="seconds between lease renewals")
+    p.add_argument("--status-interval", type=float, default=60.0, help="seconds between node status heartbeats")
+    p.add_argument("--max-in-flight", type=int, default=16, help="concurrent API requests")
+    p.add_argument("--delete-grace-cap", type=float, default=1.0,
+                   help="longest a deleted pod takes to shut down (its grace period, capped)")
+    p.add_argument("--delete-nodes-on-exit", action="store_true", help="delete the nodes and leases on exit")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=cmd_simulate_nodes)
 
     sub.add_parser("kubectl", help="run kubectl against this cluster (pinnace kubectl get pods)", add_help=False)
 

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ..client.rest import RestClient
+from ..client.rest import ApiException, RestClient
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 1.0
@@ -47,6 +47,12 @@ async def list_watch(client: RestClient, api_version: str, plural: str, *,
             raise
         except _Relist as e:
             log.debug("%s watch expired (%s); relisting", plural, e)
+        except ApiException as e:
+            if e.status == 410:  # the client raises expiry itself: the version is gone, relist at once
+                log.debug("%s watch expired (%s); relisting", plural, e)
+                continue
+            log.warning("%s watch failed (%s); retrying", plural, e)
+            await asyncio.sleep(RETRY_SECONDS)
         except Exception as e:
             log.warning("%s watch failed (%s: %s); retrying", plural, type(e).__name__, e)
             await asyncio.sleep(RETRY_SECONDS)
