@@ -110,6 +110,7 @@ def cmd_server(args: argparse.Namespace) -> int:
         kubeconfig = write_kubeconfig(data_dir / "kubeconfig", f"https://{host}:{server.port}", pki.ca.pem,
                                       pki.admin.cert, pki.admin.key)
         controllers = await run_builtin_controllers(kubeconfig)
+        scheduler = _start_scheduler(kubeconfig, None, leader_elect=False)
         simulator = None
         if args.simulate_nodes:
             from .simulate import NodeSimulator
@@ -128,6 +129,7 @@ def cmd_server(args: argparse.Namespace) -> int:
         print("Shutting down...", flush=True)
         if simulator is not None:
             await simulator.stop()
+        await _stop_task(scheduler)
         await controllers.stop()
         await server.stop()
 
@@ -153,6 +155,45 @@ def cmd_apiserver(args: argparse.Namespace) -> int:
         print(f"API server at https://{host}:{server.port} on {storage}; kubeconfig: {kubeconfig}", flush=True)
         await stop.wait()
         await server.stop()
+
+    _setup_logging(args.verbose)
+    return _run(main)
+
+
+def _start_scheduler(kubeconfig: Path, config: dict | None, leader_elect: bool) -> asyncio.Task[None]:
+    """The scheduler talks to the API server over HTTP, like every other component."""
+    from .client.rest import RestClient
+    from .scheduler.scheduler import run_scheduler
+
+    client = RestClient.from_kubeconfig(kubeconfig, user_agent="pinnace-scheduler")
+
+    async def run() -> None:
+        try:
+            await run_scheduler(client, config, leader_elect=leader_elect)
+        finally:
+            await client.close()
+
+    return asyncio.create_task(run(), name="scheduler")
+
+
+async def _stop_task(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    import yaml
+
+    kubeconfig = Path(args.kubeconfig or (default_data_dir() / "kubeconfig"))
+    config = yaml.safe_load(Path(args.config).read_text()) if args.config else None
+
+    async def main(stop: asyncio.Event) -> None:
+        task = _start_scheduler(kubeconfig, config, leader_elect=args.leader_elect)
+        done, _ = await asyncio.wait([task, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            task.result()  # surface a crash
+        await _stop_task(task)
 
     _setup_logging(args.verbose)
     return _run(main)
@@ -265,6 +306,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", default=None, help="sqlite:///PATH or etcd://HOST:PORT[,HOST:PORT]")
     _add_apiserver_flags(p)
     p.set_defaults(func=cmd_apiserver)
+
+    p = sub.add_parser("scheduler", help="run the scheduler against an API server")
+    p.add_argument("--kubeconfig", default=None, help="kubeconfig of the API server")
+    p.add_argument("--config", default=None, help="KubeSchedulerConfiguration file (YAML)")
+    p.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=True,
+                   help="elect a leader through the kube-system/kube-scheduler Lease (default on)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=cmd_scheduler)
 
     p = sub.add_parser("controller-manager", help="run the controllers against an API server")
     p.add_argument("--kubeconfig", default=None, help="kubeconfig of the API server")
