@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -205,6 +205,43 @@ def label_selector(sel: dict | None) -> LabelSelector | None:
         return None
 
 
+def _never(labels: dict[str, str] | None) -> bool:
+    return False
+
+
+def _always(labels: dict[str, str] | None) -> bool:
+    return True
+
+
+def compile_selector(sel: LabelSelector | None) -> Callable[[dict[str, str] | None], bool]:
+    """A fast predicate over a label dict: selectors run once per pod per node in
+    affinity and spreading, and most are plain matchLabels."""
+    if sel is None:
+        return _never
+    if not sel:
+        return _always
+    if all(r.op == "=" and len(r.values) == 1 for r in sel):
+        pairs = tuple((r.key, next(iter(r.values))) for r in sel)
+        if len(pairs) == 1:
+            (key, value), = pairs
+
+            def one(labels: dict[str, str] | None) -> bool:
+                return labels is not None and labels.get(key) == value
+
+            return one
+
+        def equal_all(labels: dict[str, str] | None) -> bool:
+            if not labels:
+                return False
+            for k, v in pairs:
+                if labels.get(k) != v:
+                    return False
+            return True
+
+        return equal_all
+    return lambda labels: matches_labels(sel, labels)
+
+
 @dataclass(slots=True)
 class AffinityTerm:
     """A parsed ``PodAffinityTerm`` (``framework.AffinityTerm``), with its weight when preferred."""
@@ -214,14 +251,18 @@ class AffinityTerm:
     namespace_selector: LabelSelector | None  # None: no namespace by labels; (): every namespace
     topology_key: str
     weight: int = 0
+    _selects: Callable = field(init=False, repr=False, compare=False)
+    _selects_ns: Callable = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._selects = compile_selector(self.selector)
+        self._selects_ns = compile_selector(self.namespace_selector)
 
     def matches(self, namespace: str, labels: dict[str, str] | None, ns_labels: dict[str, str] | None) -> bool:
         """Does a pod in ``namespace`` with ``labels`` match?  ``ns_labels`` are that
         namespace's labels, for ``namespaceSelector``."""
-        if namespace in self.namespaces or (
-            self.namespace_selector is not None and matches_labels(self.namespace_selector, ns_labels)
-        ):
-            return self.selector is not None and matches_labels(self.selector, labels)
+        if namespace in self.namespaces or self._selects_ns(ns_labels):
+            return self._selects(labels)
         return False
 
     def resolved(self, namespace_labels: dict[str, dict[str, str]]) -> AffinityTerm:
@@ -374,6 +415,7 @@ class NodeInfo:
         "node",
         "non0_cpu",
         "non0_mem",
+        "owner_counts",
         "pods",
         "pods_with_affinity",
         "pods_with_required_anti_affinity",
@@ -391,6 +433,8 @@ class NodeInfo:
         self.non0_cpu = 0
         self.non0_mem = 0
         self.used_ports: Counter[tuple[str, str, int]] = Counter()
+        # Live (not terminating) pods per controller uid: default spreading counts siblings often.
+        self.owner_counts: Counter[str] = Counter()
         self.generation = 0
         self.set_node(node)
         for p in pods:
@@ -463,6 +507,10 @@ class NodeInfo:
             self.used_ports[port] += sign
             if self.used_ports[port] <= 0:
                 del self.used_ports[port]
+        if pi.owner_uid and not pi.deleting:
+            self.owner_counts[pi.owner_uid] += sign
+            if self.owner_counts[pi.owner_uid] <= 0:
+                del self.owner_counts[pi.owner_uid]
         self.generation += 1
 
     def port_conflict(self, ip: str, protocol: str, port: int) -> bool:
@@ -487,6 +535,7 @@ class NodeInfo:
         c.requested = self.requested.copy()
         c.non0_cpu, c.non0_mem = self.non0_cpu, self.non0_mem
         c.used_ports = Counter(self.used_ports)
+        c.owner_counts = Counter(self.owner_counts)
         c.generation = self.generation
         return c
 

@@ -72,13 +72,13 @@ def _has_all_keys(labels: dict[str, str], constraints: list[Constraint]) -> bool
 class _FilterState:
     __slots__ = ("constraints", "counts", "mins")
 
-    def __init__(self, constraints: list[Constraint], counts: list[dict[str, int]]):
+    def __init__(self, constraints: list[Constraint], counts: list[dict[str, int]], mins: list[int] | None = None):
         self.constraints = constraints
         self.counts = counts  # per constraint: domain value -> matching pods (every eligible domain present)
-        self.mins = [min(c.values(), default=0) for c in counts]
+        self.mins = mins if mins is not None else [min(c.values(), default=0) for c in counts]
 
     def clone(self) -> _FilterState:
-        return _FilterState(self.constraints, [dict(c) for c in self.counts])
+        return _FilterState(self.constraints, [dict(c) for c in self.counts], list(self.mins))
 
     def min_match(self, i: int) -> int:
         # Too few domains: treat the global minimum as 0, so pods go to new domains first.
@@ -144,7 +144,7 @@ class PodTopologySpread(Plugin):
                 if not self._included(c, tolerations, ni, req_affinity):
                     continue
                 v = labels[c.topology_key]
-                counts[i][v] = counts[i].get(v, 0) + c.selector.count(ni.pods, pi.namespace)
+                counts[i][v] = counts[i].get(v, 0) + c.selector.count_on(ni, pi.namespace)
         state[self.name] = _FilterState(constraints, counts)
         return None
 
@@ -224,7 +224,7 @@ class PodTopologySpread(Plugin):
                     pair = (c.topology_key, ni.labels.get(c.topology_key, ""))
                     if pair not in pair_counts or not self._included(c, tolerations, ni, req_affinity):
                         continue
-                    pair_counts[pair] += c.selector.count(ni.pods, pi.namespace)
+                    pair_counts[pair] += c.selector.count_on(ni, pi.namespace)
         state[self.name + "/score"] = (constraints, ignored, pair_counts, weights)
         return None
 
@@ -239,7 +239,7 @@ class PodTopologySpread(Plugin):
             if v is None:
                 continue
             if c.topology_key == LABEL_HOSTNAME:
-                cnt = c.selector.count(node_info.pods, namespace)
+                cnt = c.selector.count_on(node_info, namespace)
             else:
                 cnt = pair_counts.get((c.topology_key, v), 0)
             # maxSkew - 1 waters down small differences between domains.

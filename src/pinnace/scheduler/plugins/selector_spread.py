@@ -37,7 +37,7 @@ class SelectorSpread(Plugin):
         sel = state.get(self.name)
         if sel is None:
             return 0
-        return sel.count(node_info.pods, (state.pod_info or PodInfo(pod)).namespace)
+        return sel.count_on(node_info, (state.pod_info or PodInfo(pod)).namespace)
 
     def normalize(self, state, pod, scores):
         if (pod.get("spec") or {}).get("topologySpreadConstraints"):

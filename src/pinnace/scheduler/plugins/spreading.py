@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pinnace.api.selectors import LabelSelector, Requirement, matches_labels
-from pinnace.scheduler.model import ClusterSnapshot, PodInfo, label_selector
+from pinnace.api.selectors import LabelSelector, Requirement
+from pinnace.scheduler.model import ClusterSnapshot, NodeInfo, PodInfo, compile_selector, label_selector
 
 
 class SpreadSelector:
@@ -14,11 +14,12 @@ class SpreadSelector:
     when the owning ReplicaSet/StatefulSet/ReplicationController is not in the
     snapshot, so its selector is unknown but its pods still form the group)."""
 
-    __slots__ = ("owner_uid", "selector")
+    __slots__ = ("_selects", "owner_uid", "selector")
 
     def __init__(self, selector: LabelSelector | None, owner_uid: str = ""):
         self.selector = selector  # None selects nothing, () everything
         self.owner_uid = owner_uid
+        self._selects = compile_selector(selector)
 
     @property
     def empty(self) -> bool:
@@ -28,15 +29,23 @@ class SpreadSelector:
     def matches(self, p: PodInfo) -> bool:
         if self.owner_uid and p.owner_uid != self.owner_uid:
             return False
-        return self.selector is not None and matches_labels(self.selector, p.labels)
+        return self._selects(p.labels)
+
+    def count_on(self, node_info: NodeInfo, namespace: str) -> int:
+        """:meth:`count` over a node's pods, from its per-controller index when the
+        selector is just "same controller" (owner references never cross namespaces)."""
+        if self.owner_uid and self.selector == ():
+            return node_info.owner_counts.get(self.owner_uid, 0)
+        return self.count(node_info.pods, namespace)
 
     def count(self, pods: Iterable[PodInfo], namespace: str) -> int:
         """Matching pods in ``namespace``, not counting terminating ones."""
         if self.empty:
             return 0
         n = 0
+        uid, selects = self.owner_uid, self._selects
         for p in pods:
-            if not p.deleting and p.namespace == namespace and self.matches(p):
+            if p.namespace == namespace and not p.deleting and (not uid or p.owner_uid == uid) and selects(p.labels):
                 n += 1
         return n
 
