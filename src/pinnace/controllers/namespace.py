@@ -12,7 +12,9 @@ import asyncio
 import datetime as dt
 import logging
 
+from ..client.informer import SharedInformerFactory
 from ..client.rest import ApiException, RestClient
+from ..client.workqueue import RateLimitingQueue, run_workers
 
 log = logging.getLogger(__name__)
 FINALIZER = "kubernetes"
@@ -20,60 +22,32 @@ RETRY_SECONDS = 1.0
 
 
 class NamespaceController:
-    def __init__(self, client: RestClient):
+    """Informer → work queue → ``sync(name)``, level-triggered and idempotent."""
+
+    def __init__(self, client: RestClient, factory: SharedInformerFactory):
         self.client = client
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
-        self._queued: set[str] = set()
-        self._tasks: list[asyncio.Task[None]] = []
+        self.informer = factory.informer("v1", "namespaces")
+        self.queue: RateLimitingQueue[str] = RateLimitingQueue("namespace")
+        self.informer.add_event_handler(on_add=self._changed, on_update=lambda _old, new: self._changed(new))
+        self._task: asyncio.Task[None] | None = None
+
+    def _changed(self, ns: dict) -> None:
+        if ns["metadata"].get("deletionTimestamp"):
+            self.queue.add(ns["metadata"]["name"])
 
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._watch_loop(), name="namespace-watch"),
-                       asyncio.create_task(self._worker(), name="namespace-worker")]
+        self._task = asyncio.create_task(run_workers(self.queue, 2, self._sync, "namespace"), name="namespace")
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.queue.shutdown()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
 
-    def _enqueue(self, name: str) -> None:
-        if name not in self._queued:
-            self._queued.add(name)
-            self._queue.put_nowait(name)
-
-    async def _watch_loop(self) -> None:
-        while True:
-            try:
-                listed = await self.client.list("v1", "namespaces")
-                for ns in listed["items"]:
-                    if ns["metadata"].get("deletionTimestamp"):
-                        self._enqueue(ns["metadata"]["name"])
-                rv = listed["metadata"]["resourceVersion"]
-                async for event in self.client.watch("v1", "namespaces", resourceVersion=rv,
-                                                     allowWatchBookmarks="true", timeoutSeconds=300):
-                    obj = event["object"]
-                    if event["type"] in ("ADDED", "MODIFIED") and obj["metadata"].get("deletionTimestamp"):
-                        self._enqueue(obj["metadata"]["name"])
-                    elif event["type"] == "ERROR":
-                        break
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                log.warning("namespace watch failed (%s); retrying", e)
-                await asyncio.sleep(RETRY_SECONDS)
-
-    async def _worker(self) -> None:
-        while True:
-            name = await self._queue.get()
-            self._queued.discard(name)
-            try:
-                done = await self.sync(name)
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                log.warning("namespace %s: %s", name, e)
-                done = False
-            if not done:
-                asyncio.get_running_loop().call_later(RETRY_SECONDS, self._enqueue, name)
+    async def _sync(self, name: str) -> None:
+        if not await self.sync(name):
+            # Content is still going away (graceful deletions, finalizers): look again soon.
+            self.queue.add_after(name, RETRY_SECONDS)
 
     async def _namespaced_resources(self) -> list[tuple[str, str]]:
         out = []

@@ -1,0 +1,34 @@
+"""The namespace controller: deleting a namespace deletes what is in it, then the namespace.
+
+Conformance: "namespace-deletion-removes-pods", "namespace-deletion-removes-services".
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from pinnace.controllers.manager import run_builtin_controllers
+
+
+async def test_deleting_a_namespace_removes_its_content_then_itself(api):
+    controllers = await run_builtin_controllers(api.kubeconfig)
+    try:
+        await api.call("POST", "/api/v1/namespaces", {"metadata": {"name": "gone"}})
+        await api.call("POST", "/api/v1/namespaces/gone/configmaps", {"metadata": {"name": "c"}})
+        await api.call("POST", "/api/v1/namespaces/gone/services", {"metadata": {"name": "s"},
+                                                                    "spec": {"ports": [{"port": 80}]}})
+        # A pod on a node with no kubelet would wait out its grace period; this one is unscheduled.
+        await api.call("POST", "/api/v1/namespaces/gone/pods", {"metadata": {"name": "p"}, "spec": {
+            "containers": [{"name": "c", "image": "busybox"}]}})
+        status, _ = await api.call("DELETE", "/api/v1/namespaces/gone")
+        assert status == 202
+        for _ in range(100):
+            status, _ = await api.call("GET", "/api/v1/namespaces/gone")
+            if status == 404:
+                break
+            await asyncio.sleep(0.1)
+        assert status == 404
+        for path in ("configmaps/c", "services/s", "pods/p"):
+            assert (await api.call("GET", f"/api/v1/namespaces/gone/{path}"))[0] == 404
+    finally:
+        await controllers.stop()
