@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,7 @@ import aiohttp
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.support.server import run_server
+from tests.support.server import run_server, stop_process
 
 from bench.api import summary
 
@@ -129,12 +128,7 @@ def main() -> None:
                                           args.clients))
         finally:
             for p in procs:
-                p.send_signal(signal.SIGTERM)
-            for p in procs:
-                try:
-                    p.wait(20)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+                stop_process(p)
     out = {"benchmark": "scheduler", "nodes": args.nodes, "pods": args.pods, "spread": args.spread,
            "cpus": os.cpu_count(), "python": sys.version.split()[0], "results": results}
     print(json.dumps(out, indent=2))

@@ -22,12 +22,14 @@ import argparse
 import hashlib
 import json
 import os
-import shutil
-import subprocess
 import sys
 import zlib
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from kubectl_binary import kubectl_home, kubectl_version
+from kubectl_binary import varint as _varint
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "src" / "pinnace" / "apiserver" / "openapi_v2_pb_schema.json"
@@ -46,24 +48,12 @@ def find_kubectl() -> Path | None:
     env = os.environ.get("PINNACE_KUBECTL_127")
     if env:
         return Path(env) if Path(env).exists() else None
-    default = shutil.which("kubectl")
-    if default is None:
+    home = kubectl_home()
+    if home is None:
         return None
-    candidate = Path(os.path.realpath(default)).parent / "kubectl.1.27"
+    candidate = home / "kubectl.1.27"
     return candidate if candidate.exists() else None
 
-
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(data):
-            raise ValueError("truncated varint")
-        b = data[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        shift += 7
-        if b < 0x80:
-            return result, pos
 
 
 def _raw_descriptor_end(data: bytes, start: int) -> int:
@@ -179,14 +169,6 @@ def render(doc: dict[str, Any]) -> str:
     lines += [" }", "}"]
     return "\n".join(lines) + "\n"
 
-
-def kubectl_version(binary: Path) -> str:
-    try:
-        out = subprocess.run([str(binary), "version", "--client", "-o", "json"], capture_output=True,
-                             text=True, timeout=30, check=True).stdout
-        return json.loads(out)["clientVersion"]["gitVersion"]
-    except (OSError, subprocess.SubprocessError, ValueError, KeyError):
-        return "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:

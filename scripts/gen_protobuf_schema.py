@@ -75,12 +75,14 @@ import argparse
 import json
 import os
 import re
-import shutil
-import subprocess
 import sys
 import zlib
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from kubectl_binary import kubectl_home, kubectl_version
+from kubectl_binary import varint as _varint
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "src" / "pinnace" / "api" / "protobuf_schema.json"
@@ -111,14 +113,13 @@ def find_kubectl() -> Path | None:
     env = os.environ.get("PINNACE_KUBECTL_PROTO")
     if env:
         return Path(env)
-    default = shutil.which("kubectl")
-    if default is None:
+    home = kubectl_home()
+    if home is None:
         return None
-    real = Path(os.path.realpath(default))
-    versioned = [p for p in real.parent.glob("kubectl.1.*") if p.suffix[1:].isdigit()]
+    versioned = [p for p in home.glob("kubectl.1.*") if p.suffix[1:].isdigit()]
     if versioned:
         return max(versioned, key=lambda p: int(p.suffix[1:]))
-    return real
+    return home / "kubectl"
 
 
 def extract_descriptors(binary: Path, names: list[str] | None = None) -> dict[str, Any]:
@@ -216,16 +217,6 @@ def _option_varint(options: bytes, number: int) -> int | None:
     return found
 
 
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        b = data[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        shift += 7
-        if b < 0x80:
-            return result, pos
-
 
 def build_table(fds: dict[str, Any], tags: GoTags) -> tuple[dict[str, Any], list[str]]:
     """(messages, list wrapper message names); see the module docstring."""
@@ -278,14 +269,6 @@ def build_table(fds: dict[str, Any], tags: GoTags) -> tuple[dict[str, Any], list
                 raise ValueError(f"{full}.{name} refers to {ref}, which is not in the table")
     return messages, lists
 
-
-def kubectl_version(binary: Path) -> str:
-    try:
-        out = subprocess.run([str(binary), "version", "--client", "-o", "json"], capture_output=True,
-                             text=True, timeout=30, check=True).stdout
-        return json.loads(out)["clientVersion"]["gitVersion"]
-    except (OSError, subprocess.SubprocessError, ValueError, KeyError):
-        return "unknown"
 
 
 def render(doc: dict[str, Any]) -> str:

@@ -80,13 +80,7 @@ def run_server(data_dir: Path, *extra: str, command: str = "server", port: int |
         wait_ready(data_dir, port, proc)
         yield RunningServer(proc, data_dir, port, log_path)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
 
 
 @contextlib.contextmanager
@@ -98,9 +92,16 @@ def run_controller_manager(kubeconfig: Path) -> Iterator[subprocess.Popen]:
     try:
         yield proc
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 15) -> None:
+    """SIGTERM (a clean shutdown), then SIGKILL if it does not come."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
