@@ -200,14 +200,19 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
 
 def cmd_controller_manager(args: argparse.Namespace) -> int:
-    from .controllers.manager import run_builtin_controllers
+    from .controllers.manager import run_builtin_controllers, run_leader_elected
 
     kubeconfig = Path(args.kubeconfig or (default_data_dir() / "kubeconfig"))
 
     async def main(stop: asyncio.Event) -> None:
-        controllers = await run_builtin_controllers(kubeconfig)
-        await stop.wait()
-        await controllers.stop()
+        if not args.leader_elect:
+            controllers = await run_builtin_controllers(kubeconfig)
+            await stop.wait()
+            await controllers.stop()
+            return
+        task = asyncio.create_task(run_leader_elected(kubeconfig))
+        await asyncio.wait([task, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+        await _stop_task(task)
 
     _setup_logging(args.verbose)
     return _run(main)
@@ -317,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("controller-manager", help="run the controllers against an API server")
     p.add_argument("--kubeconfig", default=None, help="kubeconfig of the API server")
+    p.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=True,
+                   help="elect a leader through the kube-system/kube-controller-manager Lease (default on)")
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=cmd_controller_manager)
 

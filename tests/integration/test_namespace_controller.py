@@ -32,3 +32,34 @@ async def test_deleting_a_namespace_removes_its_content_then_itself(api):
             assert (await api.call("GET", f"/api/v1/namespaces/gone/{path}"))[0] == 404
     finally:
         await controllers.stop()
+
+
+async def test_standby_controller_manager_takes_over_when_the_leader_goes(api):
+    from pinnace.controllers.manager import run_leader_elected
+
+    timing = {"lease_duration": 1.0, "renew_deadline": 0.8, "retry_period": 0.2}
+    first = asyncio.create_task(run_leader_elected(api.kubeconfig, identity="cm-a", **timing))
+    await asyncio.sleep(0.5)
+    second = asyncio.create_task(run_leader_elected(api.kubeconfig, identity="cm-b", **timing))
+    lease_path = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/kube-controller-manager"
+    try:
+        await asyncio.sleep(0.5)
+        assert (await api.call("GET", lease_path))[1]["spec"]["holderIdentity"] == "cm-a"
+        first.cancel()
+        await asyncio.gather(first, return_exceptions=True)
+        for _ in range(50):
+            if (await api.call("GET", lease_path))[1]["spec"]["holderIdentity"] == "cm-b":
+                break
+            await asyncio.sleep(0.1)
+        assert (await api.call("GET", lease_path))[1]["spec"]["holderIdentity"] == "cm-b"
+        # And the work goes on under the new leader.
+        await api.call("POST", "/api/v1/namespaces", {"metadata": {"name": "later"}})
+        await api.call("DELETE", "/api/v1/namespaces/later")
+        for _ in range(100):
+            if (await api.call("GET", "/api/v1/namespaces/later"))[0] == 404:
+                break
+            await asyncio.sleep(0.1)
+        assert (await api.call("GET", "/api/v1/namespaces/later"))[0] == 404
+    finally:
+        second.cancel()
+        await asyncio.gather(second, return_exceptions=True)

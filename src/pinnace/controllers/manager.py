@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import socket
+import uuid
 from pathlib import Path
 
 from ..client.informer import SharedInformerFactory
+from ..client.leaderelection import LeaderElector
 from ..client.rest import RestClient
 from .namespace import NamespaceController
+
+log = logging.getLogger(__name__)
 
 
 class RunningControllers:
@@ -29,3 +36,28 @@ async def run_builtin_controllers(kubeconfig: Path) -> RunningControllers:
     for c in controllers:
         c.start()
     return RunningControllers(client, factory, controllers)
+
+
+async def run_leader_elected(kubeconfig: Path, identity: str | None = None, lease_duration: float = 15.0,
+                             renew_deadline: float = 10.0, retry_period: float = 2.0) -> None:
+    """Run the controllers only while holding the kube-system/kube-controller-manager Lease;
+    stand again after losing it.  Runs until cancelled."""
+    identity = identity or f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
+    client = RestClient.from_kubeconfig(kubeconfig, user_agent="pinnace-controller-manager-election")
+
+    async def lead() -> None:
+        controllers = await run_builtin_controllers(kubeconfig)
+        try:
+            await asyncio.Event().wait()  # until leadership ends (this task is cancelled)
+        finally:
+            await controllers.stop()
+
+    try:
+        while True:
+            elector = LeaderElector(client, "kube-system", "kube-controller-manager", identity,
+                                    lease_duration=lease_duration, renew_deadline=renew_deadline,
+                                    retry_period=retry_period, on_started_leading=lead)
+            await elector.run()
+            log.warning("controller manager %s lost leadership; standing again", identity)
+    finally:
+        await client.close()
