@@ -44,6 +44,12 @@ class BalancedAllocation(Plugin):
             fn = self._node_scorer(pod_request_vector(pod, self.resources, use_requested=True))
         return fn(node_info)
 
+    def score_nodes(self, state, pod, nodes) -> dict[str, int]:
+        fn = state.get(self.name)
+        if fn is None:
+            fn = self._node_scorer(pod_request_vector(pod, self.resources, use_requested=True))
+        return {ni.name: fn(ni) for ni in nodes}
+
     def _node_scorer(self, reqs: list[int]):
         if cpu_memory_weights(self.resources) is None:
             return lambda ni: score_node(ni, self.resources, reqs, True, balanced_resource_score)

@@ -150,6 +150,12 @@ class NodeResourcesFit(Plugin):
             fn = self._node_scorer(pod_request_vector(pod, self.resources, use_requested=False))
         return fn(node_info)
 
+    def score_nodes(self, state, pod, nodes) -> dict[str, int]:
+        fn = state.get(self.name + "/score")
+        if fn is None:
+            fn = self._node_scorer(pod_request_vector(pod, self.resources, use_requested=False))
+        return {ni.name: fn(ni) for ni in nodes}
+
     def _node_scorer(self, reqs: list[int]):
         """node_info -> score for this pod's requests (NonZeroRequested: missing
         requests count as 100m/200Mi, so empty pods still spread)."""
