@@ -83,7 +83,7 @@ async def test_noop_update_keeps_resource_version(api):
 async def test_finalizers_hold_deletion_until_removed(api):
     await api.call("POST", CM, {"metadata": {"name": "held", "finalizers": ["example.com/keep"]}})
     status, obj = await api.call("DELETE", f"{CM}/held")
-    assert status == 202 and obj["metadata"]["deletionTimestamp"]
+    assert status == 200 and obj["metadata"]["deletionTimestamp"]
     status, obj = await api.call("GET", f"{CM}/held")
     assert status == 200 and obj["metadata"]["deletionTimestamp"]
     status, obj = await api.call("PATCH", f"{CM}/held", {"metadata": {"finalizers": None}},
@@ -96,10 +96,14 @@ async def test_finalizers_hold_deletion_until_removed(api):
 async def test_propagation_policy_adds_gc_finalizers(api):
     await api.call("POST", DEPLOYS, deployment("fg"))
     status, obj = await api.call("DELETE", f"{DEPLOYS}/fg", {"propagationPolicy": "Foreground"})
-    assert status == 202 and "foregroundDeletion" in obj["metadata"]["finalizers"]
+    assert status == 200 and "foregroundDeletion" in obj["metadata"]["finalizers"]
     await api.call("POST", DEPLOYS, deployment("orph"))
     status, obj = await api.call("DELETE", f"{DEPLOYS}/orph?propagationPolicy=Orphan")
     assert "orphan" in obj["metadata"]["finalizers"]
+    await api.call("POST", DEPLOYS, deployment("cascade"))
+    status, obj = await api.call("DELETE", f"{DEPLOYS}/cascade",
+                                 {"orphanDependents": False, "propagationPolicy": "Foreground"})
+    assert status == 202  # only an explicit orphanDependents=false makes a pending delete 202
     await api.call("POST", DEPLOYS, deployment("bg"))
     status, obj = await api.call("DELETE", f"{DEPLOYS}/bg", {"propagationPolicy": "Background"})
     assert status == 200 and obj["status"] == "Success"
@@ -113,7 +117,7 @@ async def test_graceful_pod_deletion(api):
 
     await api.call("POST", PODS, pod("running", node="node-1"))
     status, obj = await api.call("DELETE", f"{PODS}/running")
-    assert status == 202
+    assert status == 200
     assert obj["metadata"]["deletionGracePeriodSeconds"] == 30 and obj["metadata"]["deletionTimestamp"]
     status, obj = await api.call("GET", f"{PODS}/running")
     assert status == 200
@@ -330,7 +334,7 @@ async def test_namespaces_lifecycle(api):
     status, ns = await api.call("POST", "/api/v1/namespaces", {"metadata": {"name": "going"}})
     assert ns["status"]["phase"] == "Active" and ns["spec"]["finalizers"] == ["kubernetes"]
     status, ns = await api.call("DELETE", "/api/v1/namespaces/going")
-    assert status == 202 and ns["status"]["phase"] == "Terminating"
+    assert status == 200 and ns["status"]["phase"] == "Terminating"
     status, out = await api.call("POST", "/api/v1/namespaces/going/configmaps", {"metadata": {"name": "x"}})
     assert status == 403 and "being terminated" in out["message"]
     status, out = await api.call("DELETE", "/api/v1/namespaces/kube-system")

@@ -259,7 +259,10 @@ class ApiHandlers:
             obj, deleted = await self.registry.delete(t.rtype, t.namespace, t.name, opts, ctx)
             if deleted and t.rtype.plural not in ("pods", "namespaces"):
                 return json_response(status_success(t.rtype, obj), headers=self._warning_headers(ctx))
-            return self._object_response(request, t, obj, 200 if deleted else 202, ctx)
+            # Kubernetes answers 200 even when the deletion is still pending (finalizers,
+            # a grace period); 202 only when the client set orphanDependents=false.
+            pending_cascade = not deleted and opts.orphan_dependents is False
+            return self._object_response(request, t, obj, 202 if pending_cascade else 200, ctx)
         raise errors.method_not_allowed("the server does not allow this method on the requested resource")
 
     def _require_verb(self, t: Target, verb: str) -> None:
@@ -353,7 +356,8 @@ class ApiHandlers:
         if policy not in (None, "Orphan", "Background", "Foreground"):
             raise errors.bad_request(f'propagationPolicy: Unsupported value: "{policy}": supported values: '
                                      '"Foreground", "Background", "Orphan"')
-        return DeleteOptions(grace, policy, body.get("preconditions") or {})
+        orphan_flag = None if orphan is None else orphan in (True, "true")
+        return DeleteOptions(grace, policy, body.get("preconditions") or {}, orphan_flag)
 
     # -- response encoding --------------------------------------------------------------
 

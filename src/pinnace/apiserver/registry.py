@@ -88,6 +88,8 @@ class DeleteOptions:
     grace_period_seconds: int | None = None
     propagation_policy: str | None = None
     preconditions: dict[str, str] = field(default_factory=dict)
+    # Only an explicit orphanDependents=false makes a pending deletion answer 202.
+    orphan_dependents: bool | None = None
 
 
 def encode_for_storage(obj: dict) -> bytes:

@@ -12,6 +12,7 @@ from ..client.informer import SharedInformerFactory
 from ..client.leaderelection import LeaderElector
 from ..client.rest import RestClient
 from .namespace import NamespaceController
+from .replicaset import ReplicaSetController
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,10 @@ async def run_builtin_controllers(kubeconfig: Path) -> RunningControllers:
     """Start every controller on one shared set of informers (one connection pool)."""
     client = RestClient.from_kubeconfig(kubeconfig, user_agent="pinnace-controller-manager")
     factory = SharedInformerFactory(client)
-    controllers = [NamespaceController(client, factory)]
+    controllers = [
+        NamespaceController(client, factory),
+        ReplicaSetController(client, factory, None),  # records its own events as replicaset-controller
+    ]
     factory.start()
     for c in controllers:
         c.start()
