@@ -100,6 +100,9 @@ async def test_propagation_policy_adds_gc_finalizers(api):
     await api.call("POST", DEPLOYS, deployment("orph"))
     status, obj = await api.call("DELETE", f"{DEPLOYS}/orph?propagationPolicy=Orphan")
     assert "orphan" in obj["metadata"]["finalizers"]
+    # A second delete with another policy replaces the first one's finalizer.
+    status, obj = await api.call("DELETE", f"{DEPLOYS}/fg", {"propagationPolicy": "Orphan"})
+    assert "orphan" in obj["metadata"]["finalizers"] and "foregroundDeletion" not in obj["metadata"]["finalizers"]
     await api.call("POST", DEPLOYS, deployment("cascade"))
     status, obj = await api.call("DELETE", f"{DEPLOYS}/cascade",
                                  {"orphanDependents": False, "propagationPolicy": "Foreground"})

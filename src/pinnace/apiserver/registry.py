@@ -516,10 +516,14 @@ class Registry:
             await self.admission.before_delete(rtype, obj, ctx)
             finalizers = list(meta.get("finalizers") or [])
             policy = opts.propagation_policy
-            if policy == "Orphan" and "orphan" not in finalizers:
-                finalizers.append("orphan")
-            elif policy == "Foreground" and "foregroundDeletion" not in finalizers:
-                finalizers.append("foregroundDeletion")
+            if policy is not None:
+                # A policy replaces an earlier one (Kubernetes' deletionFinalizersForGarbageCollection):
+                # Background leaves neither garbage-collector finalizer.
+                finalizers = [f for f in finalizers if f not in ("orphan", "foregroundDeletion")]
+                if policy == "Orphan":
+                    finalizers.append("orphan")
+                elif policy == "Foreground":
+                    finalizers.append("foregroundDeletion")
             grace = self.strategy(rtype).grace_period(obj, opts.grace_period_seconds)
             pending = bool(finalizers) or not _finalized(rtype, obj) or grace > 0
             if not pending:

@@ -11,6 +11,7 @@ from pathlib import Path
 from ..client.informer import SharedInformerFactory
 from ..client.leaderelection import LeaderElector
 from ..client.rest import RestClient
+from .garbagecollector import GarbageCollector
 from .namespace import NamespaceController
 from .replicaset import ReplicaSetController
 
@@ -35,6 +36,7 @@ async def run_builtin_controllers(kubeconfig: Path) -> RunningControllers:
     controllers = [
         NamespaceController(client, factory),
         ReplicaSetController(client, factory, None),  # records its own events as replicaset-controller
+        GarbageCollector(client, factory),
     ]
     factory.start()
     for c in controllers:
