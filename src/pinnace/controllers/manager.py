@@ -8,40 +8,57 @@ import socket
 import uuid
 from pathlib import Path
 
+from ..client.events import EventRecorder
 from ..client.informer import SharedInformerFactory
 from ..client.leaderelection import LeaderElector
 from ..client.rest import RestClient
 from .garbagecollector import GarbageCollector
 from .namespace import NamespaceController
+from .nodelifecycle import NodeLifecycleController
+from .podgc import PodGCController
 from .replicaset import ReplicaSetController
+from .serviceaccount import ServiceAccountController
 
 log = logging.getLogger(__name__)
 
 
 class RunningControllers:
-    def __init__(self, client: RestClient, factory: SharedInformerFactory, controllers: list):
-        self.client, self.factory, self.controllers = client, factory, controllers
+    def __init__(self, client: RestClient, factory: SharedInformerFactory, controllers: list,
+                 recorders: list[EventRecorder]):
+        self.client, self.factory, self.controllers, self.recorders = client, factory, controllers, recorders
 
     async def stop(self) -> None:
         for c in self.controllers:
             await c.stop()
+        for r in self.recorders:
+            await r.stop()
         await self.factory.stop()
         await self.client.close()
 
 
-async def run_builtin_controllers(kubeconfig: Path) -> RunningControllers:
+async def run_builtin_controllers(kubeconfig: Path, node_monitor_grace_period: float = 40.0
+                                  ) -> RunningControllers:
     """Start every controller on one shared set of informers (one connection pool)."""
     client = RestClient.from_kubeconfig(kubeconfig, user_agent="pinnace-controller-manager")
     factory = SharedInformerFactory(client)
+    recorder = EventRecorder(client, "controller-manager")
+    node_recorder = EventRecorder(client, "node-controller")
     controllers = [
         NamespaceController(client, factory),
         ReplicaSetController(client, factory, None),  # records its own events as replicaset-controller
         GarbageCollector(client, factory),
+        NodeLifecycleController(client, factory, node_recorder,
+                                node_monitor_grace_period=node_monitor_grace_period),
+        PodGCController(client, factory, recorder),
+        ServiceAccountController(client, factory, recorder),
     ]
+    recorders = [recorder, node_recorder]
+    for r in recorders:
+        r.start()
     factory.start()
     for c in controllers:
         c.start()
-    return RunningControllers(client, factory, controllers)
+    return RunningControllers(client, factory, controllers, recorders)
 
 
 async def run_leader_elected(kubeconfig: Path, identity: str | None = None, lease_duration: float = 15.0,
