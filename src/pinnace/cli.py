@@ -109,7 +109,7 @@ def cmd_server(args: argparse.Namespace) -> int:
         await server.start()
         kubeconfig = write_kubeconfig(data_dir / "kubeconfig", f"https://{host}:{server.port}", pki.ca.pem,
                                       pki.admin.cert, pki.admin.key)
-        controllers = await run_builtin_controllers(kubeconfig)
+        controllers = await run_builtin_controllers(kubeconfig, args.node_monitor_grace_period)
         scheduler = _start_scheduler(kubeconfig, None, leader_elect=False)
         simulator = None
         if args.simulate_nodes:
@@ -206,11 +206,12 @@ def cmd_controller_manager(args: argparse.Namespace) -> int:
 
     async def main(stop: asyncio.Event) -> None:
         if not args.leader_elect:
-            controllers = await run_builtin_controllers(kubeconfig)
+            controllers = await run_builtin_controllers(kubeconfig, args.node_monitor_grace_period)
             await stop.wait()
             await controllers.stop()
             return
-        task = asyncio.create_task(run_leader_elected(kubeconfig))
+        task = asyncio.create_task(run_leader_elected(kubeconfig,
+                                                      node_monitor_grace_period=args.node_monitor_grace_period))
         await asyncio.wait([task, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
         await _stop_task(task)
 
@@ -301,6 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None,
                    help=f"state, certificates and kubeconfig (default {default_data_dir()})")
     p.add_argument("--no-agent", action="store_true", help="run the control plane only")
+    p.add_argument("--node-monitor-grace-period", type=float, default=40.0,
+                   help="seconds without heartbeats before a node becomes Ready=Unknown (default 40)")
     p.add_argument("--simulate-nodes", type=int, default=0, metavar="N",
                    help="also run N simulated nodes (no containers; see `pinnace simulate-nodes`)")
     _add_apiserver_flags(p)
@@ -324,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kubeconfig", default=None, help="kubeconfig of the API server")
     p.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=True,
                    help="elect a leader through the kube-system/kube-controller-manager Lease (default on)")
+    p.add_argument("--node-monitor-grace-period", type=float, default=40.0,
+                   help="seconds without heartbeats before a node becomes Ready=Unknown (default 40)")
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=cmd_controller_manager)
 

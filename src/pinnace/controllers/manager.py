@@ -62,14 +62,15 @@ async def run_builtin_controllers(kubeconfig: Path, node_monitor_grace_period: f
 
 
 async def run_leader_elected(kubeconfig: Path, identity: str | None = None, lease_duration: float = 15.0,
-                             renew_deadline: float = 10.0, retry_period: float = 2.0) -> None:
+                             renew_deadline: float = 10.0, retry_period: float = 2.0,
+                             node_monitor_grace_period: float = 40.0) -> None:
     """Run the controllers only while holding the kube-system/kube-controller-manager Lease;
     stand again after losing it.  Runs until cancelled."""
     identity = identity or f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
     client = RestClient.from_kubeconfig(kubeconfig, user_agent="pinnace-controller-manager-election")
 
     async def lead() -> None:
-        controllers = await run_builtin_controllers(kubeconfig)
+        controllers = await run_builtin_controllers(kubeconfig, node_monitor_grace_period)
         try:
             await asyncio.Event().wait()  # until leadership ends (this task is cancelled)
         finally:
