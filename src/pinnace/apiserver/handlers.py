@@ -504,7 +504,8 @@ class ApiHandlers:
                     break
                 wait = min(deadline, next_bookmark if bookmarks else deadline, now + 1) - now
                 try:
-                    item = await asyncio.wait_for(watcher.queue.get(), max(wait, 0.01))
+                    async with asyncio.timeout(max(wait, 0.01)):  # wait_for can swallow cancellation on 3.11
+                        item = await watcher.queue.get()
                 except TimeoutError:
                     transport = request.transport
                     if transport is None or transport.is_closing():

@@ -141,7 +141,8 @@ class Informer:
     async def wait_for_sync(self, timeout: float | None = None) -> bool:
         """Wait for the first full list to be in the cache; False on timeout."""
         try:
-            await asyncio.wait_for(self._synced.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._synced.wait()
         except TimeoutError:
             return False
         return True

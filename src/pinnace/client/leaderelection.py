@@ -131,8 +131,11 @@ class LeaderElector:
         return renewed + dt.timedelta(seconds=duration) < now
 
     async def _attempt(self, timeout: float) -> bool:
+        # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation
+        # that arrives as the attempt completes, and the candidate would never stop.
         try:
-            return await asyncio.wait_for(self.try_acquire_or_renew(), timeout)
+            async with asyncio.timeout(timeout):
+                return await self.try_acquire_or_renew()
         except asyncio.CancelledError:
             raise
         except TimeoutError:
@@ -155,7 +158,8 @@ class LeaderElector:
     async def _sleep(self, seconds: float) -> bool:
         """Sleep unless stopped; True when stop() was called."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._stop.wait()
         return self._stop.is_set()
 
     async def run(self) -> None:
@@ -218,7 +222,8 @@ class LeaderElector:
                     await task
             if release:
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self.release(), self.renew_deadline)
+                    async with asyncio.timeout(self.renew_deadline):
+                        await self.release()
             if self.on_stopped_leading is not None:
                 try:
                     self.on_stopped_leading()

@@ -192,7 +192,11 @@ class DeploymentController:
             if int(d["status"].get("observedGeneration") or 0) < int(d["metadata"].get("generation") or 0):
                 await self._write_status(d, {**d["status"], "observedGeneration": d["metadata"]["generation"]})
             return
-        rs_list = await self._claim_replica_sets(d)
+        try:
+            rs_list = await self._claim_replica_sets(d)
+        except SelectorError as e:
+            log.error("deployment %s has an invalid selector: %s", key, e)
+            return  # retrying cannot help; an update of the object enqueues it again
         if cu.is_being_deleted(d):
             new_rs, old = await self._get_all(d, rs_list, create=False)
             await self._sync_status(d, [*old, new_rs], new_rs)

@@ -524,6 +524,12 @@ def rollout_status(d: dict, all_rses: list[dict], new_rs: dict | None, now: str 
     if not has_progress_deadline(d):
         remove_condition(status, PROGRESSING)
         return status
+    # A ReplicaSet that cannot create or delete pods (quota, admission): surface it.
+    failure = replica_failure(all_rses, new_rs)
+    if failure is not None:
+        set_condition(status, failure)
+    else:
+        remove_condition(status, REPLICA_FAILURE)
     cond = get_condition(status, PROGRESSING)
     complete = (status["replicas"] == status["updatedReplicas"] and cond is not None
                 and cond.get("reason") == NEW_RS_AVAILABLE)
@@ -545,6 +551,18 @@ def rollout_status(d: dict, all_rses: list[dict], new_rs: dict | None, now: str 
         msg = f'ReplicaSet "{name}" has timed out progressing.' if new_rs else "Deployment has timed out progressing."
         set_condition(status, new_condition(PROGRESSING, "False", TIMED_OUT, msg, now))
     return status
+
+
+def replica_failure(all_rses: list[dict], new_rs: dict | None, now: str | None = None) -> dict | None:
+    """The first ReplicaFailure condition of the new RS, else of any other, as a Deployment condition."""
+    for rs in [new_rs, *all_rses]:
+        if rs is None:
+            continue
+        c = get_condition(rs.get("status") or {}, REPLICA_FAILURE)
+        if c is not None:
+            return new_condition(REPLICA_FAILURE, c.get("status", "True"), c.get("reason", ""), c.get("message", ""),
+                                 now)
+    return None
 
 
 def seconds_until_deadline(d: dict, status: dict, now: dt.datetime | None = None) -> float | None:

@@ -151,7 +151,8 @@ class GarbageCollector:
 
     async def wait_for_sync(self, timeout: float | None = None) -> bool:
         try:
-            await asyncio.wait_for(self._graph_synced.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._graph_synced.wait()
         except TimeoutError:
             return False
         return True

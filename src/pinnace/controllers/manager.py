@@ -12,6 +12,7 @@ from ..client.events import EventRecorder
 from ..client.informer import SharedInformerFactory
 from ..client.leaderelection import LeaderElector
 from ..client.rest import RestClient
+from .deployment import DeploymentController
 from .garbagecollector import GarbageCollector
 from .namespace import NamespaceController
 from .nodelifecycle import NodeLifecycleController
@@ -46,6 +47,7 @@ async def run_builtin_controllers(kubeconfig: Path, node_monitor_grace_period: f
     controllers = [
         NamespaceController(client, factory),
         ReplicaSetController(client, factory, None),  # records its own events as replicaset-controller
+        DeploymentController(client, factory, None),  # records as deployment-controller
         GarbageCollector(client, factory),
         NodeLifecycleController(client, factory, node_recorder,
                                 node_monitor_grace_period=node_monitor_grace_period),

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import time
@@ -175,10 +176,9 @@ class SchedulingQueue:
             self._wakeup.clear()
             due = self._promote()
             timeout = min(due, 1.0) if due is not None else 1.0
-            try:
-                await asyncio.wait_for(self._wakeup.wait(), timeout)
-            except TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):  # not wait_for: it can swallow cancellation on 3.11
+                    await self._wakeup.wait()
 
     def close(self) -> None:
         self._closed = True
