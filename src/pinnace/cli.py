@@ -115,7 +115,10 @@ def cmd_server(args: argparse.Namespace) -> int:
         if args.simulate_nodes:
             from .simulate import NodeSimulator
 
-            simulator = NodeSimulator(kubeconfig=kubeconfig, count=args.simulate_nodes)
+            # Renew leases at a quarter of the grace period (the kubelet's 10 s of 40 s), so a
+            # short grace period for tests does not make healthy nodes flap.
+            lease_interval = min(10.0, args.node_monitor_grace_period / 4)
+            simulator = NodeSimulator(kubeconfig=kubeconfig, count=args.simulate_nodes, lease_interval=lease_interval)
             await simulator.start()
         print(f"Pinnace is running: API server at https://{host}:{server.port} (storage: {data_dir / 'state.db'})",
               flush=True)

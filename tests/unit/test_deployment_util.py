@@ -130,6 +130,16 @@ def test_old_rs_scale_down_keeps_minimum_availability():
     assert du.old_rs_scale_down(d, [old, new], [old], new) == {}
 
 
+def test_old_rs_scale_down_does_not_trust_a_stale_status_twice():
+    d = deploy(replicas=3000)  # maxUnavailable 750: at least 2250 available
+    # The old RS was just scaled 3000 → 2250; its controller has not caught up and still
+    # reports 3000 available.  Counting those would take it down another 750.
+    old, new = rs("old", 2250, available=3000, actual=3000), rs("new", 750, available=0)
+    assert du.old_rs_scale_down(d, [old, new], [old], new) == {}
+    new = rs("new", 750, available=300)
+    assert du.old_rs_scale_down(d, [old, new], [old], new) == {"old": 1950}
+
+
 def test_old_rs_scale_down_removes_unhealthy_replicas_first():
     d = deploy(replicas=4, surge=1, unavailable=0)
     older = rs("older", 2, available=0, created="2024-01-01T00:00:00Z")

@@ -14,6 +14,8 @@ SUBRESOURCES: dict[str, tuple[tuple[str, ...], tuple[str, str, str] | None]] = {
     "status": (("get", "patch", "update"), None),
     "scale": (("get", "patch", "update"), ("autoscaling", "v1", "Scale")),
     "binding": (("create",), ("", "v1", "Binding")),
+    # kubectl drain looks for this entry (kind Eviction, group policy) to evict rather than delete.
+    "eviction": (("create",), ("policy", "v1", "Eviction")),
     "finalize": (("update",), None),
     "approval": (("get", "patch", "update"), None),
 }

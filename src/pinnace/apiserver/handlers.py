@@ -20,7 +20,7 @@ from ..api import schema, tables
 from ..api.resources import ResourceType
 from ..api.selectors import label_selector_string
 from ..storage.base import RevisionMismatch
-from . import discovery, errors, openapi, reviews
+from . import discovery, errors, eviction, openapi, reviews
 from .authn import USER, Authenticator
 from .registry import DeleteOptions, ListOptions, Registry, RequestContext, encode_for_storage, now_rfc3339
 from .watchcache import CachedObject, TooOld
@@ -225,6 +225,11 @@ class ApiHandlers:
             if method != "POST":
                 raise errors.method_not_allowed("only POST is allowed on pods/binding")
             return await self._bind(request, t, await self._body(request), ctx)
+        if t.subresource == "eviction":
+            if method != "POST":
+                raise errors.method_not_allowed("only POST is allowed on pods/eviction")
+            status = await eviction.evict(self.registry, t.namespace, t.name, await self._body(request), ctx)
+            return json_response(status, 201, self._warning_headers(ctx))
         sub = "status" if t.subresource in ("status", "approval", "finalize") else ""
         if method == "GET":
             if t.legacy_watch or q.get("watch") in ("true", "1"):

@@ -299,8 +299,10 @@ def old_rs_scale_down(d: dict, all_rses: list[dict], old_rses: list[dict], new_r
         down = min(max_scaled_down - cleaned, unhealthy)
         sizes[name] -= down
         cleaned += down
-    # Step 2: available replicas, as far as minimum availability allows.
-    available = total_status(all_rses, "availableReplicas")
+    # Step 2: available replicas, as far as minimum availability allows.  An RS just
+    # scaled down may still report its old available count until its controller
+    # catches up; counting more than its spec would scale it down a second time.
+    available = sum(min(status_int(rs, "availableReplicas"), spec_replicas(rs)) for rs in active(all_rses))
     if available > min_available:
         budget = available - min_available
         done = 0
