@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import shutil
 import signal
 import sys
@@ -22,6 +23,43 @@ def default_data_dir() -> Path:
         return Path(env)
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
     return Path(base) / "pinnace"
+
+
+_DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def go_duration(text: str) -> float:
+    """Seconds in a Go duration ("15s", "1m30s", "500ms"; a bare number is seconds),
+    as Kubernetes components' duration flags take them."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (examples: 15s, 1m30s, 500ms)")
+    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+
+
+def _add_leader_election_flags(p: argparse.ArgumentParser, lease: str) -> None:
+    p.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=True,
+                   help=f"elect a leader through the kube-system/{lease} Lease (default on)")
+    p.add_argument("--leader-elect-lease-duration", type=go_duration, default=15.0, metavar="DURATION",
+                   help="how long a standby waits after the last renewal before taking over (default 15s)")
+    p.add_argument("--leader-elect-renew-deadline", type=go_duration, default=10.0, metavar="DURATION",
+                   help="how long the leader keeps trying to renew before it steps down (default 10s)")
+    p.add_argument("--leader-elect-retry-period", type=go_duration, default=2.0, metavar="DURATION",
+                   help="time between attempts to acquire or renew (default 2s)")
+
+
+def _leader_election_timing(args: argparse.Namespace) -> dict[str, float]:
+    timing = {"lease_duration": args.leader_elect_lease_duration,
+              "renew_deadline": args.leader_elect_renew_deadline,
+              "retry_period": args.leader_elect_retry_period}
+    if not timing["lease_duration"] > timing["renew_deadline"] > timing["retry_period"] > 0:
+        raise SystemExit("error: need --leader-elect-lease-duration > --leader-elect-renew-deadline > "
+                         "--leader-elect-retry-period > 0")
+    return timing
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -163,7 +201,8 @@ def cmd_apiserver(args: argparse.Namespace) -> int:
     return _run(main)
 
 
-def _start_scheduler(kubeconfig: Path, config: dict | None, leader_elect: bool) -> asyncio.Task[None]:
+def _start_scheduler(kubeconfig: Path, config: dict | None, leader_elect: bool,
+                     timing: dict[str, float] | None = None) -> asyncio.Task[None]:
     """The scheduler talks to the API server over HTTP, like every other component."""
     from .client.rest import RestClient
     from .scheduler.scheduler import run_scheduler
@@ -172,7 +211,7 @@ def _start_scheduler(kubeconfig: Path, config: dict | None, leader_elect: bool) 
 
     async def run() -> None:
         try:
-            await run_scheduler(client, config, leader_elect=leader_elect)
+            await run_scheduler(client, config, leader_elect=leader_elect, **(timing or {}))
         finally:
             await client.close()
 
@@ -190,9 +229,10 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
     kubeconfig = Path(args.kubeconfig or (default_data_dir() / "kubeconfig"))
     config = yaml.safe_load(Path(args.config).read_text()) if args.config else None
+    timing = _leader_election_timing(args)
 
     async def main(stop: asyncio.Event) -> None:
-        task = _start_scheduler(kubeconfig, config, leader_elect=args.leader_elect)
+        task = _start_scheduler(kubeconfig, config, leader_elect=args.leader_elect, timing=timing)
         done, _ = await asyncio.wait([task, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
         if task in done:
             task.result()  # surface a crash
@@ -206,6 +246,7 @@ def cmd_controller_manager(args: argparse.Namespace) -> int:
     from .controllers.manager import run_builtin_controllers, run_leader_elected
 
     kubeconfig = Path(args.kubeconfig or (default_data_dir() / "kubeconfig"))
+    timing = _leader_election_timing(args)
 
     async def main(stop: asyncio.Event) -> None:
         if not args.leader_elect:
@@ -213,8 +254,8 @@ def cmd_controller_manager(args: argparse.Namespace) -> int:
             await stop.wait()
             await controllers.stop()
             return
-        task = asyncio.create_task(run_leader_elected(kubeconfig,
-                                                      node_monitor_grace_period=args.node_monitor_grace_period))
+        task = asyncio.create_task(run_leader_elected(
+            kubeconfig, node_monitor_grace_period=args.node_monitor_grace_period, **timing))
         await asyncio.wait([task, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
         await _stop_task(task)
 
@@ -321,15 +362,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("scheduler", help="run the scheduler against an API server")
     p.add_argument("--kubeconfig", default=None, help="kubeconfig of the API server")
     p.add_argument("--config", default=None, help="KubeSchedulerConfiguration file (YAML)")
-    p.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=True,
-                   help="elect a leader through the kube-system/kube-scheduler Lease (default on)")
+    _add_leader_election_flags(p, "kube-scheduler")
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=cmd_scheduler)
 
     p = sub.add_parser("controller-manager", help="run the controllers against an API server")
     p.add_argument("--kubeconfig", default=None, help="kubeconfig of the API server")
-    p.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=True,
-                   help="elect a leader through the kube-system/kube-controller-manager Lease (default on)")
+    _add_leader_election_flags(p, "kube-controller-manager")
     p.add_argument("--node-monitor-grace-period", type=float, default=40.0,
                    help="seconds without heartbeats before a node becomes Ready=Unknown (default 40)")
     p.add_argument("-v", "--verbose", action="store_true")

@@ -250,14 +250,15 @@ def _now() -> str:
 
 
 async def run_scheduler(client: RestClient, config: dict | None = None, leader_elect: bool = True,
-                        identity: str | None = None) -> None:
-    """Run a scheduler until cancelled; with leader election only the leader schedules."""
+                        identity: str | None = None, **timing: float) -> None:
+    """Run a scheduler until cancelled; with leader election only the leader schedules.
+    ``timing``: lease_duration, renew_deadline, retry_period (seconds)."""
     if not leader_elect:
         await Scheduler(client, config).run()
         return
     identity = identity or f"{socket.gethostname()}_{random.getrandbits(32):08x}"
     while True:
-        elector = LeaderElector(client, "kube-system", "kube-scheduler", identity,
+        elector = LeaderElector(client, "kube-system", "kube-scheduler", identity, **timing,
                                 on_started_leading=lambda: Scheduler(client, config).run())
         await elector.run()
         log.warning("scheduler lost leadership; standing for election again")
