@@ -6,8 +6,10 @@ A few values Kubernetes fills in elsewhere are included because clients see them
 on every returned object: a Pod's ``status.phase`` / ``status.qosClass`` (REST
 strategy), ``priority`` / ``preemptionPolicy`` (Priority admission), a
 Namespace's ``spec.finalizers`` and ``ipFamilies`` / ``ipFamilyPolicy`` of a
-Service.  Server allocations (cluster IPs, node ports, Job selectors, service
-account token volumes) are not defaults and are left to the API server.
+Service, and a Job's generated selector (the Job strategy's ``generateSelector``,
+which needs the uid the registry assigns just before defaulting).  Server
+allocations (cluster IPs, node ports, service account token volumes) are not
+defaults and are left to the API server.
 
 Go only materialises a default where the field is a pointer or a string; an
 ``int32`` left at zero with ``omitempty`` stays absent from JSON, so it stays
@@ -400,8 +402,20 @@ def _job(obj: dict) -> None:
         # With per-index limits the global limit is effectively off (MaxInt32).
         spec["backoffLimit"] = 2**31 - 1 if spec.get("backoffLimitPerIndex") is not None else 6
     template = spec.get("template")
-    labels = _template_labels(template)
     meta = _dict(obj, "metadata")
+    if not spec.get("manualSelector") and meta.get("uid") and isinstance(template, dict):
+        # The Job strategy's generateSelector: pods are selected by the Job's uid (idempotent,
+        # so re-running it on update changes nothing).
+        tlabels = _dict(_dict(template, "metadata"), "labels")
+        for key, value in (("job-name", meta.get("name")), ("batch.kubernetes.io/job-name", meta.get("name")),
+                           ("controller-uid", meta["uid"]), ("batch.kubernetes.io/controller-uid", meta["uid"])):
+            tlabels.setdefault(key, value)
+        selector = spec.get("selector")
+        if selector is None:
+            selector = spec["selector"] = {}
+        if isinstance(selector, dict):
+            _dict(selector, "matchLabels").setdefault("batch.kubernetes.io/controller-uid", meta["uid"])
+    labels = _template_labels(template)
     if isinstance(labels, dict) and not meta.get("labels"):
         meta["labels"] = dict(labels)
     _setdefault(spec, "completionMode", "NonIndexed")
