@@ -323,7 +323,18 @@ class DisruptionController:
     async def _run(self) -> None:
         # Computing a budget from half-filled caches would allow disruptions that are not.
         await self._wait_synced()
-        await run_workers(self.queue, self.workers, self.sync, "disruption")
+        await run_workers(self.queue, self.workers, self._sync_key, "disruption")
+
+    async def _sync_key(self, key: str) -> None:
+        try:
+            await self.sync(key)
+        except ApiException as e:
+            if e.status != 409:
+                raise
+            # The eviction handler (or our own last write) moved the PDB on: retry quietly
+            # once the informer has the new version.
+            log.debug("disruption: conflict on %s, retrying: %s", key, e)
+            self.queue.add_rate_limited(key)
 
     async def _run_stale(self) -> None:
         await self._wait_synced()

@@ -13,6 +13,7 @@ from ..client.informer import SharedInformerFactory
 from ..client.leaderelection import LeaderElector
 from ..client.rest import RestClient
 from .deployment import DeploymentController
+from .disruption import DisruptionController
 from .garbagecollector import GarbageCollector
 from .namespace import NamespaceController
 from .nodelifecycle import NodeLifecycleController
@@ -48,6 +49,7 @@ async def run_builtin_controllers(kubeconfig: Path, node_monitor_grace_period: f
         NamespaceController(client, factory),
         ReplicaSetController(client, factory, None),  # records its own events as replicaset-controller
         DeploymentController(client, factory, None),  # records as deployment-controller
+        DisruptionController(client, factory, recorder),
         GarbageCollector(client, factory),
         NodeLifecycleController(client, factory, node_recorder,
                                 node_monitor_grace_period=node_monitor_grace_period),
