@@ -12,6 +12,7 @@ from ..client.events import EventRecorder
 from ..client.informer import SharedInformerFactory
 from ..client.leaderelection import LeaderElector
 from ..client.rest import RestClient
+from .daemonset import DaemonSetController
 from .deployment import DeploymentController
 from .disruption import DisruptionController
 from .garbagecollector import GarbageCollector
@@ -50,6 +51,7 @@ async def run_builtin_controllers(kubeconfig: Path, node_monitor_grace_period: f
         ReplicaSetController(client, factory, None),  # records its own events as replicaset-controller
         DeploymentController(client, factory, None),  # records as deployment-controller
         DisruptionController(client, factory, recorder),
+        DaemonSetController(client, factory, None),  # records as daemonset-controller
         GarbageCollector(client, factory),
         NodeLifecycleController(client, factory, node_recorder,
                                 node_monitor_grace_period=node_monitor_grace_period),
