@@ -445,3 +445,28 @@ async def test_hpa_served_in_both_versions(api):
     assert v2["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 70
     status, listed = await api.call("GET", "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers")
     assert listed["items"][0]["apiVersion"] == "autoscaling/v2"
+
+
+async def test_daemonset_template_generation_annotation(api):
+    """apps/v1 DaemonSets carry templateGeneration as the deprecated.daemonset.template.generation
+    annotation: 1 on create, +1 on each template change, not settable by clients."""
+    key = "deprecated.daemonset.template.generation"
+    path = "/apis/apps/v1/namespaces/default/daemonsets"
+    ds = {"apiVersion": "apps/v1", "kind": "DaemonSet",
+          "metadata": {"name": "agent", "annotations": {key: "7"}},
+          "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                   "template": {"metadata": {"labels": {"app": "agent"}},
+                                "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}
+    status, created = await api.call("POST", path, ds)
+    assert status == 201, created
+    assert created["metadata"]["annotations"][key] == "1"
+    merge = "application/merge-patch+json"
+    status, patched = await api.call("PATCH", f"{path}/agent", {"metadata": {"labels": {"x": "y"}}},
+                                     content_type=merge)
+    assert status == 200 and patched["metadata"]["annotations"][key] == "1"
+    status, patched = await api.call("PATCH", f"{path}/agent", {"spec": {"template": {"spec": {
+        "containers": [{"name": "c", "image": "busybox:2"}]}}}}, content_type=merge)
+    assert status == 200 and patched["metadata"]["annotations"][key] == "2"
+    status, patched = await api.call("PATCH", f"{path}/agent", {"metadata": {"annotations": {key: "40"}}},
+                                     content_type=merge)
+    assert status == 200 and patched["metadata"]["annotations"][key] == "2"

@@ -99,6 +99,33 @@ class PodStrategy(Strategy):
         return max(0, int(grace or 0))
 
 
+class DaemonSetStrategy(Strategy):
+    """apps/v1 carries the internal ``spec.templateGeneration`` as an annotation: 1 on
+    create, +1 whenever the pod template changes (the DaemonSet controller labels its
+    pods ``pod-template-generation`` from it).  Clients cannot set it."""
+
+    TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
+
+    def prepare_create(self, obj: dict) -> None:
+        super().prepare_create(obj)
+        self._set_template_generation(obj, 1)
+
+    def prepare_update(self, new: dict, old: dict) -> None:
+        super().prepare_update(new, old)
+        old_annotations = (old.get("metadata") or {}).get("annotations") or {}
+        try:
+            generation = int(old_annotations.get(self.TEMPLATE_GENERATION, "1"))
+        except ValueError:
+            generation = 1
+        if (new.get("spec") or {}).get("template") != (old.get("spec") or {}).get("template"):
+            generation += 1
+        self._set_template_generation(new, generation)
+
+    def _set_template_generation(self, obj: dict, generation: int) -> None:
+        meta = obj.setdefault("metadata", {})
+        meta["annotations"] = {**(meta.get("annotations") or {}), self.TEMPLATE_GENERATION: str(generation)}
+
+
 def qos_class(spec: dict) -> str:
     containers = list(spec.get("containers") or []) + list(spec.get("initContainers") or [])
     requests_any = limits_any = False
@@ -266,6 +293,7 @@ _BY_PLURAL: dict[str, type[Strategy]] = {
     "events": EventStrategy,
     "horizontalpodautoscalers": HPAStrategy,
     "endpoints": _with_fields(allow_create_on_update=True),
+    "daemonsets": DaemonSetStrategy,
     "replicasets": _with_fields("status.replicas"),
     "replicationcontrollers": _with_fields("status.replicas"),
     "jobs": _with_fields("status.successful"),
