@@ -21,6 +21,7 @@ from .nodelifecycle import NodeLifecycleController
 from .podgc import PodGCController
 from .replicaset import ReplicaSetController
 from .serviceaccount import ServiceAccountController
+from .statefulset import StatefulSetController
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ async def run_builtin_controllers(kubeconfig: Path, node_monitor_grace_period: f
         DeploymentController(client, factory, None),  # records as deployment-controller
         DisruptionController(client, factory, recorder),
         DaemonSetController(client, factory, None),  # records as daemonset-controller
+        StatefulSetController(client, factory, None),  # records as statefulset-controller
         GarbageCollector(client, factory),
         NodeLifecycleController(client, factory, node_recorder,
                                 node_monitor_grace_period=node_monitor_grace_period),
