@@ -330,6 +330,15 @@ def cmd_kubectl(argv: list[str]) -> int:
     return 0  # pragma: no cover - exec does not return
 
 
+def cmd_image(args: argparse.Namespace) -> int:
+    from .images.cli import run  # lazy: the other commands do not need the image code
+
+    if not getattr(args, "image_command", None):
+        print("usage: pinnace image {import,ls,rm,pull} ... (see pinnace image -h)", file=sys.stderr)
+        return 2
+    return run(args, Path(args.data_dir) if args.data_dir else default_data_dir())
+
+
 def cmd_version(args: argparse.Namespace) -> int:
     from . import __version__
     from .api.schema import KUBERNETES_VERSION
@@ -396,6 +405,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delete-nodes-on-exit", action="store_true", help="delete the nodes and leases on exit")
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=cmd_simulate_nodes)
+
+    p = sub.add_parser("image", help="manage the node's images (import, ls, rm, pull)")
+    isub = p.add_subparsers(dest="image_command", metavar="ACTION")
+    ip = isub.add_parser("import", help="import an OCI layout dir, OCI archive or docker-archive tar")
+    ip.add_argument("path", help="archive file or OCI layout directory")
+    ip.add_argument("--name", default=None, help="name the image REF (default: the name in the archive)")
+    ip = isub.add_parser("ls", help="list images")
+    ip.add_argument("-o", "--output", choices=["table", "json"], default="table")
+    ip = isub.add_parser("rm", help="remove an image reference (or image ID) and its unused content")
+    ip.add_argument("ref")
+    ip = isub.add_parser("pull", help="pull an image from a registry")
+    ip.add_argument("ref")
+    ip.add_argument("--insecure-registry", action="append", default=[], metavar="HOST:PORT",
+                    help="talk plain HTTP to this registry (repeatable)")
+    for ip in isub.choices.values():
+        ip.add_argument("--data-dir", default=None, help=f"node data directory (default {default_data_dir()})")
+    p.set_defaults(func=cmd_image)
 
     sub.add_parser("kubectl", help="run kubectl against this cluster (pinnace kubectl get pods)", add_help=False)
 
