@@ -12,16 +12,19 @@ from ..client.events import EventRecorder
 from ..client.informer import SharedInformerFactory
 from ..client.leaderelection import LeaderElector
 from ..client.rest import RestClient
+from .cronjob import CronJobController
 from .daemonset import DaemonSetController
 from .deployment import DeploymentController
 from .disruption import DisruptionController
 from .garbagecollector import GarbageCollector
+from .job import JobController
 from .namespace import NamespaceController
 from .nodelifecycle import NodeLifecycleController
 from .podgc import PodGCController
 from .replicaset import ReplicaSetController
 from .serviceaccount import ServiceAccountController
 from .statefulset import StatefulSetController
+from .ttlafterfinished import TTLAfterFinishedController
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,9 @@ async def run_builtin_controllers(kubeconfig: Path, node_monitor_grace_period: f
         DisruptionController(client, factory, recorder),
         DaemonSetController(client, factory, None),  # records as daemonset-controller
         StatefulSetController(client, factory, None),  # records as statefulset-controller
+        JobController(client, factory, None),  # records as job-controller
+        CronJobController(client, factory, None),  # records as cronjob-controller
+        TTLAfterFinishedController(client, factory, None),
         GarbageCollector(client, factory),
         NodeLifecycleController(client, factory, node_recorder,
                                 node_monitor_grace_period=node_monitor_grace_period),
