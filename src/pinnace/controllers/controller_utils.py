@@ -5,10 +5,10 @@ Stable API, meant to be imported by other controllers (ReplicaSet, Deployment, â
 
 Owner references
     :func:`controller_ref`, :func:`new_controller_ref`, :func:`is_controlled_by`,
-    :func:`is_being_deleted`, :func:`resolve_controller_ref`.
+    :func:`is_being_deleted`, :func:`resolve_controller_ref`, :func:`objects_selecting`.
 Adoption / release
     :func:`claim_pods` (``PodControllerRefManager.ClaimPods``), :func:`claim_objects` (any
-    namespaced kind, e.g. a Deployment's ReplicaSets), :func:`adopt_patch`,
+    namespaced kind, e.g. a Deployment's ReplicaSets), :func:`can_adopt`, :func:`adopt_patch`,
     :func:`release_patch`.
 Expectations
     :class:`ControllerExpectations` (counts of pending creates/deletes) and
@@ -38,7 +38,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..api.selectors import LabelSelector, from_label_selector_object, matches_labels
+from ..api.selectors import LabelSelector, SelectorError, from_label_selector_object, matches_labels
+from ..client.cache import Lister
+from ..client.events import EventRecorder
 from ..client.rest import ApiException, RestClient
 
 log = logging.getLogger(__name__)
@@ -113,6 +115,22 @@ def resolve_controller_ref(ref: dict | None, namespace: str, kind: str, group: s
     return owner
 
 
+def objects_selecting(lister: Lister, obj: dict) -> list[dict]:
+    """The objects of ``lister`` in ``obj``'s namespace whose ``spec.selector`` matches
+    ``obj``'s labels: the owners that may adopt it as an orphan.  An invalid or empty
+    selector selects nothing here (its owner's sync refuses to adopt anything)."""
+    meta = _meta(obj)
+    out = []
+    for owner in lister.list(meta.get("namespace", "")):
+        try:
+            sel = from_label_selector_object((owner.get("spec") or {}).get("selector"))
+        except SelectorError:
+            continue
+        if sel and matches_labels(sel, meta.get("labels")):
+            out.append(owner)
+    return out
+
+
 # -- adoption and release -------------------------------------------------------------------
 
 
@@ -125,6 +143,20 @@ def adopt_patch(owner_ref: dict, obj_uid: str) -> dict:
 def release_patch(owner_uid: str, obj_uid: str) -> dict:
     """Strategic-merge patch removing the ownerReference to ``owner_uid`` (others are kept)."""
     return {"metadata": {"ownerReferences": [{"$patch": "delete", "uid": owner_uid}], "uid": obj_uid}}
+
+
+async def can_adopt(client: RestClient, owner: dict, api_version: str, plural: str) -> bool:
+    """Whether ``owner`` may adopt orphans, read fresh from the server rather than the cache:
+    never for an owner that is being deleted (the garbage collector would take the adopted
+    objects with it) or was deleted and replaced under its name."""
+    meta = _meta(owner)
+    try:
+        fresh = await client.get(api_version, plural, meta["name"], meta["namespace"])
+    except ApiException as e:
+        if e.status == 404:
+            return False
+        raise
+    return _meta(fresh).get("uid") == meta.get("uid") and not is_being_deleted(fresh)
 
 
 async def claim_objects(client: RestClient, owner: dict, selector: LabelSelector | dict | None,
@@ -371,6 +403,52 @@ def pod_from_template(template: dict, owner: dict, owner_ref: dict | None = None
             "spec": copy.deepcopy(template.get("spec") or {})}
 
 
+# -- pod control (Kubernetes' ``RealPodControl``) ------------------------------------------
+
+
+def namespace_terminating(e: ApiException) -> bool:
+    """Whether a create was refused because its namespace is being deleted."""
+    causes = ((e.body or {}).get("details") or {}).get("causes") or ()
+    return any(c.get("reason") == "NamespaceTerminating" for c in causes) or "being terminated" in (e.message or "")
+
+
+async def create_pod(client: RestClient, recorder: EventRecorder, owner: dict, pod: dict,
+                     on_failure: Callable[[], object] | None = None) -> None:
+    """Create ``pod`` for ``owner``, recording SuccessfulCreate / FailedCreate on the owner.
+    ``on_failure`` runs on any refusal (typically: an expected creation will never be
+    observed).  A namespace being deleted is not an error: every further create would fail
+    the same way, and the namespace controller is removing the owner anyway."""
+    try:
+        created = await client.create("v1", "pods", pod, _meta(owner)["namespace"])
+    except ApiException as e:
+        if on_failure is not None:
+            on_failure()
+        if e.status == 403 and namespace_terminating(e):
+            return
+        recorder.event(owner, "Warning", "FailedCreate", f"Error creating: {e.message or e}")
+        raise
+    recorder.event(owner, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")
+
+
+async def delete_pod(client: RestClient, recorder: EventRecorder, owner: dict, pod: dict,
+                     on_failure: Callable[[], object] | None = None) -> None:
+    """Delete ``pod`` for ``owner``, recording SuccessfulDelete / FailedDelete on the owner.
+    The uid precondition keeps a stale cache from deleting a same-named successor; a pod
+    already gone (404) or replaced (409) is not an error.  ``on_failure`` runs on any
+    refusal: the informer will never report this deletion (or not as ours)."""
+    pmeta = pod["metadata"]
+    try:
+        await client.delete("v1", "pods", pmeta["name"], pmeta["namespace"], preconditions={"uid": pmeta.get("uid")})
+    except ApiException as e:
+        if on_failure is not None:
+            on_failure()
+        if e.status in (404, 409):
+            return
+        recorder.event(owner, "Warning", "FailedDelete", f"Error deleting: {e.message or e}")
+        raise
+    recorder.event(owner, "Normal", "SuccessfulDelete", f"Deleted pod: {pmeta['name']}")
+
+
 # -- ranking for scale-down ---------------------------------------------------------------
 
 _PHASE_ORDER = {"Pending": 0, "Unknown": 1, "Running": 2}
@@ -460,9 +538,9 @@ async def slow_start_batch(count: int, initial_batch_size: int, fn: Callable[[],
 
 __all__ = [
     "EXPECTATIONS_TIMEOUT", "POD_DELETION_COST", "SLOW_START_INITIAL_BATCH_SIZE", "ControllerExpectations",
-    "UIDTrackingControllerExpectations", "adopt_patch", "claim_objects", "claim_pods", "controller_ref",
-    "filter_active_pods", "is_being_deleted", "is_controlled_by", "is_pod_active", "is_pod_available", "is_pod_ready",
-    "new_controller_ref", "parse_time", "pod_condition", "pod_deletion_key", "pod_from_template", "pod_key",
-    "pod_ready_since", "pods_to_delete", "release_patch", "resolve_controller_ref", "seconds_until_available",
-    "slow_start_batch",
+    "UIDTrackingControllerExpectations", "adopt_patch", "can_adopt", "claim_objects", "claim_pods", "controller_ref",
+    "create_pod", "delete_pod", "filter_active_pods", "is_being_deleted", "is_controlled_by", "is_pod_active",
+    "is_pod_available", "is_pod_ready", "namespace_terminating", "new_controller_ref", "objects_selecting",
+    "parse_time", "pod_condition", "pod_deletion_key", "pod_from_template", "pod_key", "pod_ready_since",
+    "pods_to_delete", "release_patch", "resolve_controller_ref", "seconds_until_available", "slow_start_batch",
 ]

@@ -31,15 +31,15 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..api.selectors import SelectorError, from_label_selector_object, matches_labels
+from ..api.selectors import SelectorError, from_label_selector_object
 from ..client.cache import split_key
 from ..client.events import EventRecorder
 from ..client.informer import SharedInformerFactory
 from ..client.rest import ApiException, RestClient
-from ..client.workqueue import RateLimitingQueue, run_workers
 from . import controller_utils as cu
 from . import daemonset_util as dsu
 from . import history
+from .base import QueueController
 
 log = logging.getLogger(__name__)
 
@@ -55,89 +55,52 @@ class StaleCollisionCount(Exception):
     """The collisionCount used for a revision name was stale: retry once the cache catches up."""
 
 
-class DaemonSetController:
+class DaemonSetController(QueueController):
     """``DaemonSetController(client, factory, recorder)``; ``start()``, ``await stop()``,
     ``await sync("ns/name")``.  Pass ``recorder=None`` to have it own (start and stop) an
     :class:`EventRecorder` of its own, recording as ``daemonset-controller``."""
 
+    owner_kind, owner_group = KIND, GROUP
+
     def __init__(self, client: RestClient, factory: SharedInformerFactory, recorder: EventRecorder | None = None,
                  *, workers: int = WORKERS, burst_replicas: int = BURST_REPLICAS,
                  failed_pods_backoff: dsu.FailedPodsBackoff | None = None):
-        self.client = client
-        self._own_recorder = recorder is None
-        self.recorder = recorder or EventRecorder(client, "daemonset-controller")
-        self.workers, self.burst_replicas = workers, burst_replicas
+        super().__init__(client, factory, recorder, component="daemonset-controller", queue="daemonset",
+                         workers=workers)
+        self.burst_replicas = burst_replicas
         self.failed_pods_backoff = failed_pods_backoff or dsu.FailedPodsBackoff()
-        self.ds_informer = factory.informer(API_VERSION, "daemonsets")
-        self.history_informer = factory.informer(API_VERSION, "controllerrevisions")
-        self.pod_informer = factory.informer("v1", "pods")
-        self.node_informer = factory.informer("v1", "nodes")
+        self.ds_informer = self.informer(API_VERSION, "daemonsets")
+        self.history_informer = self.informer(API_VERSION, "controllerrevisions")
+        self.pod_informer = self.informer("v1", "pods")
+        self.node_informer = self.informer("v1", "nodes")
         self.ds_lister, self.history_lister = self.ds_informer.lister, self.history_informer.lister
         self.pod_lister, self.node_lister = self.pod_informer.lister, self.node_informer.lister
-        self.queue: RateLimitingQueue[str] = RateLimitingQueue("daemonset")
+        self.owner_lister = self.ds_lister
         self.expectations = cu.UIDTrackingControllerExpectations()
-        self.ds_informer.add_event_handler(on_add=self._ds_added, on_update=self._ds_updated,
+        self.ds_informer.add_event_handler(on_add=self.enqueue, on_update=self._ds_updated,
                                            on_delete=self._ds_deleted)
         self.history_informer.add_event_handler(on_add=self._history_added, on_update=self._history_updated,
-                                                on_delete=self._history_deleted)
+                                                on_delete=self.enqueue_owner)
         self.pod_informer.add_event_handler(on_add=self._pod_added, on_update=self._pod_updated,
                                             on_delete=self._pod_deleted)
         self.node_informer.add_event_handler(on_add=self._node_added, on_update=self._node_updated,
                                              on_delete=self._node_deleted)
-        self._tasks: list[asyncio.Task[None]] = []
 
     # -- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._own_recorder:
-            self.recorder.start()
-        self._tasks = [asyncio.create_task(self._run(), name="daemonset"),
-                       asyncio.create_task(self._backoff_gc(), name="daemonset-backoff-gc")]
-
-    async def _run(self) -> None:
-        # A half-filled pod or node cache would make us create daemon pods that already exist.
-        await asyncio.gather(self.ds_informer.wait_for_sync(), self.history_informer.wait_for_sync(),
-                             self.pod_informer.wait_for_sync(), self.node_informer.wait_for_sync())
-        await run_workers(self.queue, self.workers, self._sync_key, "daemonset")
+        super().start()
+        self._tasks.append(asyncio.create_task(self._backoff_gc(), name="daemonset-backoff-gc"))
 
     async def _backoff_gc(self) -> None:
         while True:
             await asyncio.sleep(BACKOFF_GC_INTERVAL)
             self.failed_pods_backoff.gc()
 
-    async def _sync_key(self, key: str) -> None:
-        try:
-            await self.sync(key)
-        except (StaleCollisionCount, ApiException) as e:
-            if isinstance(e, ApiException) and e.status != 409:
-                raise
-            # Our cache is behind (usually our own last write): retry quietly once it catches up.
-            log.debug("daemonset %s: conflict, retrying: %s", key, e)
-            self.queue.add_rate_limited(key)
-
-    async def stop(self) -> None:
-        self.queue.shutdown()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._own_recorder:
-            await self.recorder.stop()
+    def _retry_quietly(self, e: Exception) -> bool:
+        return isinstance(e, StaleCollisionCount) or (isinstance(e, ApiException) and e.status == 409)
 
     # -- event handlers (quick: they only enqueue and count) -----------------------------
-
-    @staticmethod
-    def _key(obj: dict) -> str:
-        meta = obj.get("metadata") or {}
-        return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
-
-    def enqueue(self, ds: dict, after: float = 0.0) -> None:
-        if after > 0:
-            self.queue.add_after(self._key(ds), after)
-        else:
-            self.queue.add(self._key(ds))
-
-    def _ds_added(self, ds: dict) -> None:
-        self.enqueue(ds)
 
     def _ds_updated(self, old: dict, cur: dict) -> None:
         if (old.get("metadata") or {}).get("uid") != (cur.get("metadata") or {}).get("uid"):
@@ -146,109 +109,42 @@ class DaemonSetController:
 
     def _ds_deleted(self, ds: dict) -> None:
         # A DaemonSet recreated under this name must start with clean expectations.
-        self.expectations.delete_expectations(self._key(ds))
+        self.expectations.delete_expectations(self.key(ds))
         self.enqueue(ds)
-
-    def _resolve(self, obj: dict, ref: dict | None) -> dict | None:
-        return cu.resolve_controller_ref(ref, (obj.get("metadata") or {}).get("namespace", ""), KIND, GROUP,
-                                         self.ds_lister.get)
-
-    def _selecting(self, obj: dict) -> list[dict]:
-        """DaemonSets whose selector matches ``obj``'s labels (candidates to adopt an orphan)."""
-        meta = obj.get("metadata") or {}
-        out = []
-        for ds in self.ds_lister.list(meta.get("namespace", "")):
-            try:
-                sel = from_label_selector_object((ds.get("spec") or {}).get("selector"))
-            except SelectorError:
-                continue
-            if sel and matches_labels(sel, meta.get("labels")):
-                out.append(ds)
-        return out
 
     def _history_added(self, rev: dict) -> None:
         if cu.is_being_deleted(rev):
-            self._history_deleted(rev)
-            return
-        ref = cu.controller_ref(rev)
-        if ref is not None:
-            return  # creating a revision is our own doing: nothing to react to
-        for ds in self._selecting(rev):
-            self.enqueue(ds)
+            self.enqueue_owner(rev)
+        elif cu.controller_ref(rev) is None:  # creating a revision is our own doing: nothing to react to
+            self.enqueue_owners_of_added(rev)
 
     def _history_updated(self, old: dict, cur: dict) -> None:
         if (old.get("metadata") or {}).get("resourceVersion") == (cur.get("metadata") or {}).get("resourceVersion"):
             return
-        old_ref, cur_ref = cu.controller_ref(old), cu.controller_ref(cur)
-        ref_changed = old_ref != cur_ref
-        if ref_changed and old_ref is not None:
-            prev = self._resolve(old, old_ref)
-            if prev is not None:
-                self.enqueue(prev)
-        if cur_ref is not None:
-            ds = self._resolve(cur, cur_ref)
-            if ds is not None:
-                self.enqueue(ds)
-            return
-        if ref_changed or (old.get("metadata") or {}).get("labels") != (cur.get("metadata") or {}).get("labels"):
-            for ds in self._selecting(cur):
-                self.enqueue(ds)
-
-    def _history_deleted(self, rev: dict) -> None:
-        ds = self._resolve(rev, cu.controller_ref(rev))
-        if ds is not None:
-            self.enqueue(ds)
+        self.enqueue_owners_of_updated(old, cur)
 
     def _pod_added(self, pod: dict) -> None:
         if cu.is_being_deleted(pod):
             self._pod_deleted(pod)  # seen for the first time already going: not a creation
             return
-        ref = cu.controller_ref(pod)
-        if ref is not None:
-            ds = self._resolve(pod, ref)
-            if ds is not None:
-                self.expectations.creation_observed(self._key(ds))
-                self.enqueue(ds)
-            return
-        for ds in self._selecting(pod):
-            self.enqueue(ds)
+        ds = self.enqueue_owners_of_added(pod)
+        if ds is not None:
+            self.expectations.creation_observed(self.key(ds))
 
     def _pod_updated(self, old: dict, cur: dict) -> None:
-        ometa, cmeta = old.get("metadata") or {}, cur.get("metadata") or {}
-        if ometa.get("resourceVersion") == cmeta.get("resourceVersion"):
+        if (old.get("metadata") or {}).get("resourceVersion") == (cur.get("metadata") or {}).get("resourceVersion"):
             return
         if cu.is_being_deleted(cur):
             # Graceful deletion starts: count the pod gone now, so the node gets its
             # replacement without waiting out the grace period.
             self._pod_deleted(cur)
             return
-        cur_ref, old_ref = cu.controller_ref(cur), cu.controller_ref(old)
-        ref_changed = cur_ref != old_ref
-        if ref_changed and old_ref is not None:
-            prev = self._resolve(old, old_ref)
-            if prev is not None:
-                self.enqueue(prev)
-        if cur_ref is not None:
-            ds = self._resolve(cur, cur_ref)
-            if ds is None:
-                return
-            self.enqueue(ds)
-            min_ready = dsu.min_ready_seconds(ds)
-            if min_ready > 0 and not cu.is_pod_ready(old) and cu.is_pod_ready(cur):
-                # It becomes available later without any further event: look again then.
-                self.enqueue(ds, after=min_ready + 1.0)
-            return
-        if ref_changed or ometa.get("labels") != cmeta.get("labels"):
-            for ds in self._selecting(cur):
-                self.enqueue(ds)
+        self.enqueue_owners_of_updated(old, cur, dsu.min_ready_seconds)
 
     def _pod_deleted(self, pod: dict) -> None:
-        ds = self._resolve(pod, cu.controller_ref(pod))
-        if ds is None:
-            return
-        key = self._key(ds)
-        self.expectations.deletion_observed(key, cu.pod_key(pod))
-        self.enqueue(ds)
+        ds = self.enqueue_owner(pod)
+        if ds is not None:
+            self.expectations.deletion_observed(self.key(ds), cu.pod_key(pod))
 
     def _node_added(self, node: dict) -> None:
         for ds in self.ds_lister.list():
@@ -325,16 +221,7 @@ class DaemonSetController:
     # -- pods --------------------------------------------------------------------------
 
     async def _can_adopt(self, ds: dict) -> bool:
-        # A fresh read, not the cache: never adopt for a DaemonSet that is being deleted
-        # (the garbage collector would take the pods with it) or that was replaced.
-        meta = ds["metadata"]
-        try:
-            fresh = await self.client.get(API_VERSION, "daemonsets", meta["name"], meta["namespace"])
-        except ApiException as e:
-            if e.status == 404:
-                return False
-            raise
-        return fresh["metadata"].get("uid") == meta.get("uid") and not cu.is_being_deleted(fresh)
+        return await cu.can_adopt(self.client, ds, API_VERSION, "daemonsets")
 
     async def _daemon_pods(self, ds: dict) -> list[dict]:
         """Pods ``ds`` controls, after adopting matching orphans and releasing pods whose
@@ -426,33 +313,15 @@ class DaemonSetController:
             raise errors[0]
 
     async def _create_pod(self, ds: dict, key: str, hash_: str, node_name: str) -> None:
-        ns = ds["metadata"]["namespace"]
         pod = cu.pod_from_template(dsu.daemon_pod_template(ds, hash_, node_name), ds,
                                    cu.new_controller_ref(ds, API_VERSION, KIND))
-        try:
-            created = await self.client.create("v1", "pods", pod, ns)
-        except ApiException as e:
-            # Never to be observed: stop waiting for it.
-            self.expectations.creation_observed(key)
-            if e.status == 403 and _namespace_terminating(e):
-                return  # the namespace is going away: every further create would fail too
-            self.recorder.event(ds, "Warning", "FailedCreate", f"Error creating: {e.message or e}")
-            raise
-        self.recorder.event(ds, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")
+        # A pod that is not created is never observed: stop waiting for it then.
+        await cu.create_pod(self.client, self.recorder, ds, pod,
+                            on_failure=lambda: self.expectations.creation_observed(key))
 
     async def _delete_pod(self, ds: dict, key: str, pod: dict) -> None:
-        pmeta = pod["metadata"]
-        try:
-            # The uid precondition keeps us from deleting a same-named successor.
-            await self.client.delete("v1", "pods", pmeta["name"], pmeta["namespace"],
-                                     preconditions={"uid": pmeta.get("uid")})
-        except ApiException as e:
-            self.expectations.deletion_observed(key, cu.pod_key(pod))
-            if e.status in (404, 409):
-                return
-            self.recorder.event(ds, "Warning", "FailedDelete", f"Error deleting: {e.message or e}")
-            raise
-        self.recorder.event(ds, "Normal", "SuccessfulDelete", f"Deleted pod: {pmeta['name']}")
+        await cu.delete_pod(self.client, self.recorder, ds, pod,
+                            on_failure=lambda: self.expectations.deletion_observed(key, cu.pod_key(pod)))
 
     # -- rolling update ------------------------------------------------------------------
 
@@ -594,11 +463,6 @@ class DaemonSetController:
             pending = [w for w in waits if w]
             # Timestamps have one-second resolution and availability is strict: a margin.
             self.enqueue(ds, after=(min(pending) if pending else float(mrs)) + 0.5)
-
-
-def _namespace_terminating(e: ApiException) -> bool:
-    causes = ((e.body or {}).get("details") or {}).get("causes") or ()
-    return any(c.get("reason") == "NamespaceTerminating" for c in causes) or "being terminated" in (e.message or "")
 
 
 __all__ = ["BURST_REPLICAS", "DaemonSetController", "StaleCollisionCount"]

@@ -22,7 +22,6 @@ earns a 409 and a retry, never a wrong step.  The rollout arithmetic lives in
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import logging
 from typing import Any
@@ -32,9 +31,9 @@ from ..client.cache import split_key
 from ..client.events import EventRecorder
 from ..client.informer import SharedInformerFactory
 from ..client.rest import ApiException, RestClient
-from ..client.workqueue import RateLimitingQueue, run_workers
 from . import controller_utils as cu
 from . import deployment_util as du
+from .base import QueueController
 
 log = logging.getLogger(__name__)
 
@@ -51,117 +50,42 @@ class CollisionError(Exception):
     """A ReplicaSet with the computed name exists but is not ours: collisionCount was bumped."""
 
 
-class DeploymentController:
+class DeploymentController(QueueController):
     """Informers on deployments, replicasets and pods → queue of ``ns/name`` → :meth:`sync`."""
+
+    owner_kind, owner_group = KIND, GROUP
 
     def __init__(self, client: RestClient, factory: SharedInformerFactory, recorder: EventRecorder | None = None,
                  *, workers: int = WORKERS):
-        self.client = client
-        self._own_recorder = recorder is None
-        self.recorder = recorder or EventRecorder(client, "deployment-controller")
-        self.workers = workers
-        self.d_informer = factory.informer(API_VERSION, "deployments")
-        self.rs_informer = factory.informer(API_VERSION, "replicasets")
-        self.pod_informer = factory.informer("v1", "pods")
+        super().__init__(client, factory, recorder, component="deployment-controller", queue="deployment",
+                         workers=workers)
+        self.d_informer = self.informer(API_VERSION, "deployments")
+        self.rs_informer = self.informer(API_VERSION, "replicasets")
+        self.pod_informer = self.informer("v1", "pods")
         self.d_lister, self.rs_lister = self.d_informer.lister, self.rs_informer.lister
         self.pod_lister = self.pod_informer.lister
-        self.queue: RateLimitingQueue[str] = RateLimitingQueue("deployment")
-        self.d_informer.add_event_handler(on_add=self._enqueue, on_update=lambda _o, n: self._enqueue(n),
-                                          on_delete=self._enqueue)
+        self.owner_lister = self.d_lister
+        self.d_informer.add_event_handler(on_add=self.enqueue, on_update=lambda _o, n: self.enqueue(n),
+                                          on_delete=self.enqueue)
         self.rs_informer.add_event_handler(on_add=self._rs_added, on_update=self._rs_updated,
-                                           on_delete=self._rs_deleted)
+                                           on_delete=self.enqueue_owner)
         self.pod_informer.add_event_handler(on_delete=self._pod_deleted)
-        self._task: asyncio.Task[None] | None = None
 
-    # -- lifecycle ------------------------------------------------------------------------
-
-    def start(self) -> None:
-        if self._own_recorder:
-            self.recorder.start()
-        self._task = asyncio.create_task(self._run(), name="deployment")
-
-    async def _run(self) -> None:
-        # A half-filled RS cache would make us create ReplicaSets that already exist.
-        await asyncio.gather(self.d_informer.wait_for_sync(), self.rs_informer.wait_for_sync(),
-                             self.pod_informer.wait_for_sync())
-        await run_workers(self.queue, self.workers, self._sync_key, "deployment")
-
-    async def _sync_key(self, key: str) -> None:
-        try:
-            await self.sync(key)
-        except ApiException as e:
-            if e.status != 409:
-                raise
-            # Our cache is behind (usually our own last write): retry quietly once it catches up.
-            log.debug("deployment %s: conflict, retrying: %s", key, e)
-            self.queue.add_rate_limited(key)
-
-    async def stop(self) -> None:
-        self.queue.shutdown()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        if self._own_recorder:
-            await self.recorder.stop()
+    def _retry_quietly(self, e: Exception) -> bool:
+        return isinstance(e, ApiException) and e.status == 409
 
     # -- event handlers (quick: they only enqueue) ----------------------------------------
 
-    @staticmethod
-    def _key(obj: dict) -> str:
-        meta = obj.get("metadata") or {}
-        return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
-
-    def _enqueue(self, d: dict) -> None:
-        self.queue.add(self._key(d))
-
-    def _owner_of(self, rs: dict) -> dict | None:
-        ns = (rs.get("metadata") or {}).get("namespace", "")
-        return cu.resolve_controller_ref(cu.controller_ref(rs), ns, KIND, GROUP, self.d_lister.get)
-
-    def _selecting(self, rs: dict) -> list[dict]:
-        meta = rs.get("metadata") or {}
-        out = []
-        for d in self.d_lister.list(meta.get("namespace", "")):
-            try:
-                sel = from_label_selector_object((d.get("spec") or {}).get("selector"))
-            except SelectorError:
-                continue
-            if sel and matches_labels(sel, meta.get("labels")):
-                out.append(d)
-        return out
-
     def _rs_added(self, rs: dict) -> None:
         if cu.is_being_deleted(rs):
-            self._rs_deleted(rs)
+            self.enqueue_owner(rs)
             return
-        owner = self._owner_of(rs)
-        if owner is not None:
-            self._enqueue(owner)
-        elif cu.controller_ref(rs) is None:
-            for d in self._selecting(rs):  # an orphan: any Deployment selecting it may adopt it
-                self._enqueue(d)
+        self.enqueue_owners_of_added(rs)  # an orphan: any Deployment selecting it may adopt it
 
     def _rs_updated(self, old: dict, cur: dict) -> None:
         if (old.get("metadata") or {}).get("resourceVersion") == (cur.get("metadata") or {}).get("resourceVersion"):
             return
-        old_ref, cur_ref = cu.controller_ref(old), cu.controller_ref(cur)
-        if (old_ref or {}).get("uid") != (cur_ref or {}).get("uid") and old_ref is not None:
-            prev = self._owner_of(old)
-            if prev is not None:
-                self._enqueue(prev)
-        if cur_ref is not None:
-            owner = self._owner_of(cur)
-            if owner is not None:
-                self._enqueue(owner)
-            return
-        if (old.get("metadata") or {}).get("labels") != (cur.get("metadata") or {}).get("labels") or old_ref:
-            for d in self._selecting(cur):
-                self._enqueue(d)
-
-    def _rs_deleted(self, rs: dict) -> None:
-        owner = self._owner_of(rs)
-        if owner is not None:
-            self._enqueue(owner)
+        self.enqueue_owners_of_updated(old, cur)
 
     def _pod_deleted(self, pod: dict) -> None:
         # Recreate waits for the old pods to be gone: their deletion is its cue.
@@ -169,9 +93,9 @@ class DeploymentController:
         rs = cu.resolve_controller_ref(cu.controller_ref(pod), ns, RS_KIND, GROUP, self.rs_lister.get)
         if rs is None:
             return
-        d = self._owner_of(rs)
+        d = self.owner_of(rs)
         if d is not None and not du.is_rolling_update(d):
-            self._enqueue(d)
+            self.enqueue(d)
 
     # -- sync -----------------------------------------------------------------------------
 
@@ -241,14 +165,7 @@ class DeploymentController:
                 if not matches or cu.is_being_deleted(d) or cu.is_being_deleted(rs):
                     continue
                 if can_adopt is None:
-                    # A fresh read: never adopt for a Deployment that is going away or was replaced.
-                    try:
-                        fresh = await self.client.get(API_VERSION, "deployments", meta["name"], meta["namespace"])
-                        can_adopt = fresh["metadata"].get("uid") == uid and not cu.is_being_deleted(fresh)
-                    except ApiException as e:
-                        if e.status != 404:
-                            raise
-                        can_adopt = False
+                    can_adopt = await cu.can_adopt(self.client, d, API_VERSION, "deployments")
                 if can_adopt:
                     out.append(await self.client.patch(
                         API_VERSION, "replicasets", rmeta["name"],
@@ -494,7 +411,7 @@ class DeploymentController:
         # A stalled rollout gets no more events: come back when its deadline passes.
         after = du.seconds_until_deadline(before, status)
         if after is not None:
-            self.queue.add_after(self._key(d), after)
+            self.enqueue(d, after=after)
 
     async def _write_status(self, d: dict, status: dict) -> None:
         """PUT ``status`` to /status unless it equals what is stored; ``d`` follows."""

@@ -50,6 +50,7 @@ from ..client.informer import SharedInformerFactory
 from ..client.rest import ApiException, RestClient
 from ..client.workqueue import RateLimitingQueue, run_workers
 from . import controller_utils as cu
+from .base import QueueController
 
 log = logging.getLogger(__name__)
 
@@ -279,7 +280,7 @@ def _replicas(obj: dict) -> int:
     return 1 if value is None else int(value)
 
 
-class DisruptionController:
+class DisruptionController(QueueController):
     """``DisruptionController(client, factory, recorder)``; ``start()``, ``await stop()``,
     ``await sync("ns/name")``.  ``recorder=None`` makes it own an EventRecorder."""
 
@@ -287,77 +288,39 @@ class DisruptionController:
                  *, workers: int = WORKERS, deletion_timeout: float = DELETION_TIMEOUT,
                  stale_pod_disruption_timeout: float = STALE_POD_DISRUPTION_TIMEOUT,
                  clock: Callable[[], dt.datetime] = _now):
-        self.client = client
-        self._own_recorder = recorder is None
-        self.recorder = recorder or EventRecorder(client, "controllermanager")
-        self.workers = workers
+        super().__init__(client, factory, recorder, component="controllermanager", queue="disruption",
+                         workers=workers)
         self.deletion_timeout = deletion_timeout
         self.stale_timeout = stale_pod_disruption_timeout
         self.clock = clock
-        self.pdb_informer = factory.informer(API_VERSION, PLURAL)
-        self.pod_informer = factory.informer("v1", "pods")
-        self.workload_informers = {gk: factory.informer(av, plural) for gk, (av, plural) in _WORKLOADS.items()}
+        self.pdb_informer = self.informer(API_VERSION, PLURAL)
+        self.pod_informer = self.informer("v1", "pods")
+        self.workload_informers = {gk: self.informer(av, plural) for gk, (av, plural) in _WORKLOADS.items()}
         self.pdb_lister, self.pod_lister = self.pdb_informer.lister, self.pod_informer.lister
-        self.queue: RateLimitingQueue[str] = RateLimitingQueue("disruption")
         self.stale_queue: RateLimitingQueue[str] = RateLimitingQueue("stale_pod_disruption")
-        self.pdb_informer.add_event_handler(on_add=self._enqueue, on_update=lambda _o, n: self._enqueue(n),
-                                            on_delete=self._enqueue)
+        self.pdb_informer.add_event_handler(on_add=self.enqueue, on_update=lambda _o, n: self.enqueue(n),
+                                            on_delete=self.enqueue)
         self.pod_informer.add_event_handler(on_add=self._pod_changed, on_update=self._pod_updated,
                                             on_delete=self._pod_deleted)
         # Scale lookups of owners outside _WORKLOADS: (apiVersion, kind) → plural with /scale, or None.
         self._scale_plurals: dict[tuple[str, str], str | None] = {}
-        self._tasks: list[asyncio.Task[None]] = []
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        if self._own_recorder:
-            self.recorder.start()
-        self._tasks = [asyncio.create_task(self._run(), name="disruption"),
-                       asyncio.create_task(self._run_stale(), name="disruption-stale")]
+    async def _run_workers(self) -> None:
+        await asyncio.gather(
+            super()._run_workers(),
+            run_workers(self.stale_queue, 1, self.sync_stale_pod_disruption, "stale_pod_disruption"))
 
-    async def _wait_synced(self) -> None:
-        await asyncio.gather(self.pdb_informer.wait_for_sync(), self.pod_informer.wait_for_sync(),
-                             *(i.wait_for_sync() for i in self.workload_informers.values()))
-
-    async def _run(self) -> None:
-        # Computing a budget from half-filled caches would allow disruptions that are not.
-        await self._wait_synced()
-        await run_workers(self.queue, self.workers, self._sync_key, "disruption")
-
-    async def _sync_key(self, key: str) -> None:
-        try:
-            await self.sync(key)
-        except ApiException as e:
-            if e.status != 409:
-                raise
-            # The eviction handler (or our own last write) moved the PDB on: retry quietly
-            # once the informer has the new version.
-            log.debug("disruption: conflict on %s, retrying: %s", key, e)
-            self.queue.add_rate_limited(key)
-
-    async def _run_stale(self) -> None:
-        await self._wait_synced()
-        await run_workers(self.stale_queue, 1, self.sync_stale_pod_disruption, "stale_pod_disruption")
+    def _retry_quietly(self, e: Exception) -> bool:
+        # The eviction handler (or our own last write) moved the PDB on.
+        return isinstance(e, ApiException) and e.status == 409
 
     async def stop(self) -> None:
-        self.queue.shutdown()
         self.stale_queue.shutdown()
-        for t in self._tasks:
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._own_recorder:
-            await self.recorder.stop()
+        await super().stop()
 
     # -- event handlers (quick: they only enqueue) -----------------------------------------------
-
-    @staticmethod
-    def _key(obj: dict) -> str:
-        meta = obj.get("metadata") or {}
-        return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
-
-    def _enqueue(self, pdb: dict) -> None:
-        self.queue.add(self._key(pdb))
 
     def pdbs_for_pod(self, pod: dict) -> list[dict]:
         ns = (pod.get("metadata") or {}).get("namespace", "")
@@ -373,20 +336,20 @@ class DisruptionController:
             self.recorder.event({"kind": "Pod", "apiVersion": "v1", **pod}, "Warning",
                                 "MultiplePodDisruptionBudgets", msg)
         for pdb in pdbs:
-            self._enqueue(pdb)
+            self.enqueue(pdb)
         has, after = stale_disruption_condition(pod, self.clock(), self.stale_timeout)
         if has:
-            self.stale_queue.add_after(self._key(pod), after)
+            self.stale_queue.add_after(self.key(pod), after)
 
     def _pod_updated(self, old: dict, cur: dict) -> None:
         if (old.get("metadata") or {}).get("labels") != (cur.get("metadata") or {}).get("labels"):
             for pdb in self.pdbs_for_pod(old):  # a PDB that stopped selecting it counts it no more
-                self._enqueue(pdb)
+                self.enqueue(pdb)
         self._pod_changed(cur)
 
     def _pod_deleted(self, pod: dict) -> None:
         for pdb in self.pdbs_for_pod(pod):
-            self._enqueue(pdb)
+            self.enqueue(pdb)
 
     # -- sync -------------------------------------------------------------------------------------
 
@@ -450,7 +413,7 @@ class DisruptionController:
             await self._write_status(pdb, status)
         if recheck is not None:
             # Look again when the first approved eviction is overdue.
-            self.queue.add_after(self._key(pdb), max(0.0, (recheck - now).total_seconds()) + 0.5)
+            self.enqueue(pdb, after=max(0.0, (recheck - now).total_seconds()) + 0.5)
 
     async def _fail_safe(self, pdb: dict, message: str) -> None:
         """Stop evictions rather than allow them on a budget we could not compute."""
@@ -462,7 +425,7 @@ class DisruptionController:
         try:
             await self._write_status(pdb, status)
         except ApiException as e:
-            log.warning("disruption: could not write the fail-safe status of %s: %s", self._key(pdb), e)
+            log.warning("disruption: could not write the fail-safe status of %s: %s", self.key(pdb), e)
 
     async def _write_status(self, pdb: dict, status: dict) -> None:
         # Guarded by the cached resourceVersion (not retried here): a conflict means the

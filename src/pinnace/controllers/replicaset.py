@@ -25,13 +25,13 @@ import datetime as dt
 import logging
 from typing import Any
 
-from ..api.selectors import SelectorError, from_label_selector_object, matches_labels
+from ..api.selectors import SelectorError, from_label_selector_object
 from ..client.cache import split_key
 from ..client.events import EventRecorder
 from ..client.informer import SharedInformerFactory
 from ..client.rest import ApiException, RestClient
-from ..client.workqueue import RateLimitingQueue, run_workers
 from . import controller_utils as cu
+from .base import QueueController
 
 log = logging.getLogger(__name__)
 
@@ -42,63 +42,29 @@ WORKERS = 5
 STATUS_UPDATE_RETRIES = 1
 
 
-class ReplicaSetController:
+class ReplicaSetController(QueueController):
     """``ReplicaSetController(client, factory, recorder)``; ``start()``, ``await stop()``,
     ``await sync("ns/name")``.  Pass ``recorder=None`` to have it own (start and stop)
     an :class:`EventRecorder` of its own."""
 
+    owner_kind, owner_group = KIND, GROUP
+
     def __init__(self, client: RestClient, factory: SharedInformerFactory, recorder: EventRecorder | None = None,
                  *, workers: int = WORKERS, burst_replicas: int = BURST_REPLICAS):
-        self.client = client
-        self._own_recorder = recorder is None
-        self.recorder = recorder or EventRecorder(client, "replicaset-controller")
-        self.workers, self.burst_replicas = workers, burst_replicas
-        self.rs_informer = factory.informer(API_VERSION, "replicasets")
-        self.pod_informer = factory.informer("v1", "pods")
+        super().__init__(client, factory, recorder, component="replicaset-controller", queue="replicaset",
+                         workers=workers)
+        self.burst_replicas = burst_replicas
+        self.rs_informer = self.informer(API_VERSION, "replicasets")
+        self.pod_informer = self.informer("v1", "pods")
         self.rs_lister, self.pod_lister = self.rs_informer.lister, self.pod_informer.lister
-        self.queue: RateLimitingQueue[str] = RateLimitingQueue("replicaset")
+        self.owner_lister = self.rs_lister
         self.expectations = cu.UIDTrackingControllerExpectations()
-        self.rs_informer.add_event_handler(on_add=self._rs_added, on_update=self._rs_updated,
+        self.rs_informer.add_event_handler(on_add=self.enqueue, on_update=self._rs_updated,
                                            on_delete=self._rs_deleted)
         self.pod_informer.add_event_handler(on_add=self._pod_added, on_update=self._pod_updated,
                                             on_delete=self._pod_deleted)
-        self._task: asyncio.Task[None] | None = None
-
-    # -- lifecycle ----------------------------------------------------------------------
-
-    def start(self) -> None:
-        if self._own_recorder:
-            self.recorder.start()
-        self._task = asyncio.create_task(self._run(), name="replicaset")
-
-    async def _run(self) -> None:
-        # Acting on a half-filled pod cache would create pods that already exist.
-        await asyncio.gather(self.rs_informer.wait_for_sync(), self.pod_informer.wait_for_sync())
-        await run_workers(self.queue, self.workers, self.sync, "replicaset")
-
-    async def stop(self) -> None:
-        self.queue.shutdown()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        if self._own_recorder:
-            await self.recorder.stop()
 
     # -- event handlers (quick: they only enqueue and count) -----------------------------
-
-    @staticmethod
-    def _key(obj: dict) -> str:
-        meta = obj.get("metadata") or {}
-        return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
-
-    def enqueue(self, rs: dict, after: float = 0.0) -> None:
-        if after > 0:
-            self.queue.add_after(self._key(rs), after)
-        else:
-            self.queue.add(self._key(rs))
-
-    def _rs_added(self, rs: dict) -> None:
-        self.enqueue(rs)
 
     def _rs_updated(self, old: dict, cur: dict) -> None:
         if (old.get("metadata") or {}).get("uid") != (cur.get("metadata") or {}).get("uid"):
@@ -107,83 +73,36 @@ class ReplicaSetController:
         self.enqueue(cur)
 
     def _rs_deleted(self, rs: dict) -> None:
-        self.expectations.delete_expectations(self._key(rs))
+        self.expectations.delete_expectations(self.key(rs))
         self.enqueue(rs)
-
-    def _resolve(self, pod: dict, ref: dict | None) -> dict | None:
-        return cu.resolve_controller_ref(ref, (pod.get("metadata") or {}).get("namespace", ""), KIND, GROUP,
-                                         self.rs_lister.get)
-
-    def _matching_replica_sets(self, pod: dict) -> list[dict]:
-        meta = pod.get("metadata") or {}
-        out = []
-        for rs in self.rs_lister.list(meta.get("namespace", "")):
-            try:
-                sel = from_label_selector_object((rs.get("spec") or {}).get("selector"))
-            except SelectorError:
-                continue
-            if sel and matches_labels(sel, meta.get("labels")):
-                out.append(rs)
-        return out
 
     def _pod_added(self, pod: dict) -> None:
         if cu.is_being_deleted(pod):
             # Seen for the first time already going (e.g. after a relist): a deletion.
             self._pod_deleted(pod)
             return
-        ref = cu.controller_ref(pod)
-        if ref is not None:
-            rs = self._resolve(pod, ref)
-            if rs is not None:
-                self.expectations.creation_observed(self._key(rs))
-                self.enqueue(rs)
-            return
-        # An orphan: every ReplicaSet that selects it may adopt it.
-        for rs in self._matching_replica_sets(pod):
-            self.enqueue(rs)
+        # Its ReplicaSet, or (an orphan) every ReplicaSet that selects it and may adopt it.
+        rs = self.enqueue_owners_of_added(pod)
+        if rs is not None:
+            self.expectations.creation_observed(self.key(rs))
 
     def _pod_updated(self, old: dict, cur: dict) -> None:
         ometa, cmeta = old.get("metadata") or {}, cur.get("metadata") or {}
         if ometa.get("resourceVersion") == cmeta.get("resourceVersion"):
             return  # a resync: nothing changed
-        labels_changed = ometa.get("labels") != cmeta.get("labels")
         if cu.is_being_deleted(cur):
             # Graceful deletion starts: count the pod gone now, so a replacement is made
             # without waiting out its grace period.
             self._pod_deleted(cur)
-            if labels_changed:
+            if ometa.get("labels") != cmeta.get("labels"):
                 self._pod_deleted(old)
             return
-        cur_ref, old_ref = cu.controller_ref(cur), cu.controller_ref(old)
-        ref_changed = (cur_ref or {}).get("uid") != (old_ref or {}).get("uid")
-        if ref_changed and old_ref is not None:
-            old_rs = self._resolve(old, old_ref)
-            if old_rs is not None:
-                self.enqueue(old_rs)
-        if cur_ref is not None:
-            rs = self._resolve(cur, cur_ref)
-            if rs is None:
-                return
-            self.enqueue(rs)
-            min_ready = int((rs.get("spec") or {}).get("minReadySeconds") or 0)
-            if min_ready > 0 and not cu.is_pod_ready(old) and cu.is_pod_ready(cur):
-                # It becomes available later without any further event: look again then.
-                self.enqueue(rs, after=min_ready + 1.0)
-            return
-        if labels_changed or ref_changed:
-            for rs in self._matching_replica_sets(cur):
-                self.enqueue(rs)
+        self.enqueue_owners_of_updated(old, cur, _min_ready_seconds)
 
     def _pod_deleted(self, pod: dict) -> None:
-        ref = cu.controller_ref(pod)
-        if ref is None:
-            return  # orphans' deletions concern no ReplicaSet
-        rs = self._resolve(pod, ref)
-        if rs is None:
-            return
-        key = self._key(rs)
-        self.expectations.deletion_observed(key, cu.pod_key(pod))
-        self.enqueue(rs)
+        rs = self.enqueue_owner(pod)  # orphans' deletions concern no ReplicaSet
+        if rs is not None:
+            self.expectations.deletion_observed(self.key(rs), cu.pod_key(pod))
 
     # -- sync --------------------------------------------------------------------------
 
@@ -208,7 +127,8 @@ class ReplicaSetController:
             return
         needs_sync = self.expectations.satisfied_expectations(key)
         active = cu.filter_active_pods(self.pod_lister.list(namespace))
-        pods = await cu.claim_pods(self.client, rs, selector, active, lambda: self._can_adopt(rs),
+        pods = await cu.claim_pods(self.client, rs, selector, active,
+                                   lambda: cu.can_adopt(self.client, rs, API_VERSION, "replicasets"),
                                    cu.new_controller_ref(rs, API_VERSION, KIND))
         manage_error: Exception | None = None
         if needs_sync and not cu.is_being_deleted(rs):
@@ -220,18 +140,6 @@ class ReplicaSetController:
         if requeue_after is not None:
             # Pods turn available with time alone: come back exactly when the next one does.
             self.enqueue(rs, after=requeue_after)
-
-    async def _can_adopt(self, rs: dict) -> bool:
-        # A fresh read, not the cache: never adopt for a ReplicaSet that is being deleted
-        # (the garbage collector would take the pods with it) or that was replaced.
-        meta = rs["metadata"]
-        try:
-            fresh = await self.client.get(API_VERSION, "replicasets", meta["name"], meta["namespace"])
-        except ApiException as e:
-            if e.status == 404:
-                return False
-            raise
-        return fresh["metadata"].get("uid") == meta.get("uid") and not cu.is_being_deleted(fresh)
 
     async def _manage_replicas(self, pods: list[dict], rs: dict, key: str) -> Exception | None:
         spec = rs.get("spec") or {}
@@ -262,32 +170,13 @@ class ReplicaSetController:
         return None
 
     async def _create_pod(self, rs: dict) -> None:
-        meta = rs["metadata"]
         pod = cu.pod_from_template((rs.get("spec") or {}).get("template") or {}, rs,
                                    cu.new_controller_ref(rs, API_VERSION, KIND))
-        try:
-            created = await self.client.create("v1", "pods", pod, meta["namespace"])
-        except ApiException as e:
-            if e.status == 403 and _namespace_terminating(e):
-                return  # the namespace is going away: not an error worth a condition
-            self.recorder.event(rs, "Warning", "FailedCreate", f"Error creating: {e.message or e}")
-            raise
-        self.recorder.event(rs, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")
+        await cu.create_pod(self.client, self.recorder, rs, pod)
 
     async def _delete_pod(self, rs: dict, key: str, pod: dict) -> None:
-        pmeta = pod["metadata"]
-        try:
-            # The uid precondition keeps us from deleting a same-named successor.
-            await self.client.delete("v1", "pods", pmeta["name"], pmeta["namespace"],
-                                     preconditions={"uid": pmeta.get("uid")})
-        except ApiException as e:
-            # The informer will never report this deletion (or not as ours): stop waiting for it.
-            self.expectations.deletion_observed(key, cu.pod_key(pod))
-            if e.status in (404, 409):
-                return
-            self.recorder.event(rs, "Warning", "FailedDelete", f"Error deleting: {e.message or e}")
-            raise
-        self.recorder.event(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {pmeta['name']}")
+        await cu.delete_pod(self.client, self.recorder, rs, pod,
+                            on_failure=lambda: self.expectations.deletion_observed(key, cu.pod_key(pod)))
 
     async def _update_status(self, rs: dict, status: dict) -> dict:
         """PUT ``status`` to ``/status`` unless nothing changed; returns the status in effect."""
@@ -369,16 +258,15 @@ def calculate_status(rs: dict, pods: list[dict], manage_error: Exception | None,
     return status, next_available
 
 
+def _min_ready_seconds(rs: dict) -> int:
+    return int((rs.get("spec") or {}).get("minReadySeconds") or 0)
+
+
 def _self_describing(rs: dict) -> dict:
     # Events and ownerReferences need kind/apiVersion, which some list items lack.
     if rs.get("kind") == KIND and rs.get("apiVersion") == API_VERSION:
         return rs
     return {**rs, "kind": KIND, "apiVersion": API_VERSION}
-
-
-def _namespace_terminating(e: ApiException) -> bool:
-    causes = ((e.body or {}).get("details") or {}).get("causes") or ()
-    return any(c.get("reason") == "NamespaceTerminating" for c in causes) or "being terminated" in (e.message or "")
 
 
 __all__ = ["BURST_REPLICAS", "ReplicaSetController", "calculate_status"]

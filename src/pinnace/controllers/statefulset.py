@@ -29,21 +29,20 @@ precondition.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..api.selectors import SelectorError, from_label_selector_object, matches_labels
+from ..api.selectors import SelectorError, from_label_selector_object
 from ..client.cache import split_key
 from ..client.events import EventRecorder
 from ..client.informer import SharedInformerFactory
 from ..client.rest import ApiException, RestClient
-from ..client.workqueue import RateLimitingQueue, run_workers
 from . import controller_utils as cu
 from . import history
 from . import statefulset_util as su
+from .base import QueueController
 from .statefulset_util import API_VERSION, GROUP, KIND
 
 log = logging.getLogger(__name__)
@@ -56,122 +55,47 @@ class _Stop(Exception):
     """Internal: this pass cannot make further progress (waiting on a pod)."""
 
 
-class StatefulSetController:
+class StatefulSetController(QueueController):
     """``StatefulSetController(client, factory, recorder)``; ``start()``, ``await stop()``,
     ``await sync("ns/name")``.  Pass ``recorder=None`` to have it own (start and stop)
     an :class:`EventRecorder` of its own (as ``statefulset-controller``)."""
 
+    owner_kind, owner_group = KIND, GROUP
+
     def __init__(self, client: RestClient, factory: SharedInformerFactory, recorder: EventRecorder | None = None,
                  *, workers: int = WORKERS):
-        self.client = client
-        self._own_recorder = recorder is None
-        self.recorder = recorder or EventRecorder(client, "statefulset-controller")
-        self.workers = workers
-        self.set_informer = factory.informer(API_VERSION, "statefulsets")
-        self.pod_informer = factory.informer("v1", "pods")
-        self.rev_informer = factory.informer(history.API_VERSION, history.PLURAL)
-        self.pvc_informer = factory.informer("v1", "persistentvolumeclaims")
+        super().__init__(client, factory, recorder, component="statefulset-controller", queue="statefulset",
+                         workers=workers)
+        self.set_informer = self.informer(API_VERSION, "statefulsets")
+        self.pod_informer = self.informer("v1", "pods")
+        self.rev_informer = self.informer(history.API_VERSION, history.PLURAL)
+        self.pvc_informer = self.informer("v1", "persistentvolumeclaims")
         self.set_lister, self.pod_lister = self.set_informer.lister, self.pod_informer.lister
         self.rev_lister, self.pvc_lister = self.rev_informer.lister, self.pvc_informer.lister
-        self.queue: RateLimitingQueue[str] = RateLimitingQueue("statefulset")
-        self.set_informer.add_event_handler(on_add=self.enqueue, on_update=self._set_updated,
+        self.owner_lister = self.set_lister
+        self.set_informer.add_event_handler(on_add=self.enqueue, on_update=lambda _o, n: self.enqueue(n),
                                             on_delete=self.enqueue)
         self.pod_informer.add_event_handler(on_add=self._pod_added, on_update=self._pod_updated,
-                                            on_delete=self._pod_deleted)
+                                            on_delete=self.enqueue_owner)
         # A pod waiting for a previous incarnation's claim to be collected resumes when it goes.
         self.pvc_informer.add_event_handler(on_delete=self._claim_deleted)
-        self._task: asyncio.Task[None] | None = None
-
-    # -- lifecycle ----------------------------------------------------------------------
-
-    def start(self) -> None:
-        if self._own_recorder:
-            self.recorder.start()
-        self._task = asyncio.create_task(self._run(), name="statefulset")
-
-    async def _run(self) -> None:
-        # A half-filled cache would make us recreate pods and revisions that exist.
-        await asyncio.gather(self.set_informer.wait_for_sync(), self.pod_informer.wait_for_sync(),
-                             self.rev_informer.wait_for_sync(), self.pvc_informer.wait_for_sync())
-        await run_workers(self.queue, self.workers, self.sync, "statefulset")
-
-    async def stop(self) -> None:
-        self.queue.shutdown()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        if self._own_recorder:
-            await self.recorder.stop()
 
     # -- event handlers --------------------------------------------------------------------
 
-    @staticmethod
-    def _key(obj: dict) -> str:
-        meta = obj.get("metadata") or {}
-        return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
-
-    def enqueue(self, s: dict, after: float = 0.0) -> None:
-        if after > 0:
-            self.queue.add_after(self._key(s), after)
-        else:
-            self.queue.add(self._key(s))
-
-    def _set_updated(self, old: dict, cur: dict) -> None:
-        self.enqueue(cur)
-
-    def _resolve(self, pod: dict, ref: dict | None) -> dict | None:
-        return cu.resolve_controller_ref(ref, (pod.get("metadata") or {}).get("namespace", ""), KIND, GROUP,
-                                         self.set_lister.get)
-
-    def _sets_for_orphan(self, pod: dict) -> list[dict]:
-        meta = pod.get("metadata") or {}
-        out = []
-        for s in self.set_lister.list(meta.get("namespace", "")):
-            try:
-                sel = from_label_selector_object((s.get("spec") or {}).get("selector"))
-            except SelectorError:
-                continue
-            # Only pods named after the set can ever be adopted by it.
-            if sel and matches_labels(sel, meta.get("labels")) and su.is_member_of(s, pod):
-                out.append(s)
-        return out
+    def owners_selecting(self, pod: dict) -> list[dict]:
+        # Only pods named after the set can ever be adopted by it.
+        return [s for s in super().owners_selecting(pod) if su.is_member_of(s, pod)]
 
     def _pod_added(self, pod: dict) -> None:
         if cu.is_being_deleted(pod):
-            self._pod_deleted(pod)
+            self.enqueue_owner(pod)
             return
-        ref = cu.controller_ref(pod)
-        if ref is not None:
-            s = self._resolve(pod, ref)
-            if s is not None:
-                self.enqueue(s)
-            return
-        for s in self._sets_for_orphan(pod):
-            self.enqueue(s)
+        self.enqueue_owners_of_added(pod)
 
     def _pod_updated(self, old: dict, cur: dict) -> None:
-        ometa, cmeta = old.get("metadata") or {}, cur.get("metadata") or {}
-        if ometa.get("resourceVersion") == cmeta.get("resourceVersion"):
+        if (old.get("metadata") or {}).get("resourceVersion") == (cur.get("metadata") or {}).get("resourceVersion"):
             return
-        cur_ref, old_ref = cu.controller_ref(cur), cu.controller_ref(old)
-        ref_changed = (cur_ref or {}).get("uid") != (old_ref or {}).get("uid")
-        if ref_changed and old_ref is not None:
-            old_set = self._resolve(old, old_ref)
-            if old_set is not None:
-                self.enqueue(old_set)
-        if cur_ref is not None:
-            s = self._resolve(cur, cur_ref)
-            if s is None:
-                return
-            self.enqueue(s)
-            min_ready = su.min_ready_seconds(s)
-            if min_ready > 0 and not cu.is_pod_ready(old) and cu.is_pod_ready(cur):
-                # It turns available later without another event: look again then.
-                self.enqueue(s, after=min_ready + 1.0)
-            return
-        if ref_changed or ometa.get("labels") != cmeta.get("labels"):
-            for s in self._sets_for_orphan(cur):
-                self.enqueue(s)
+        self.enqueue_owners_of_updated(old, cur, su.min_ready_seconds)
 
     def _claim_deleted(self, claim: dict) -> None:
         meta = claim.get("metadata") or {}
@@ -182,11 +106,6 @@ class StatefulSetController:
                 prefix = f"{(t.get('metadata') or {}).get('name', '')}-{sname}-"
                 if name.startswith(prefix) and name[len(prefix):].isdigit():
                     self.enqueue(s)
-
-    def _pod_deleted(self, pod: dict) -> None:
-        s = self._resolve(pod, cu.controller_ref(pod))
-        if s is not None:
-            self.enqueue(s)
 
     # -- sync ------------------------------------------------------------------------------
 
@@ -210,7 +129,7 @@ class StatefulSetController:
             return
 
         async def can_adopt() -> bool:
-            return await self._can_adopt(s)
+            return await cu.can_adopt(self.client, s, API_VERSION, "statefulsets")
 
         # Revisions first: adopting pods whose revision label names an orphaned
         # revision must find that revision ours.
@@ -220,16 +139,6 @@ class StatefulSetController:
         pods = await cu.claim_pods(self.client, s, selector, candidates, can_adopt,
                                    cu.new_controller_ref(s, API_VERSION, KIND))
         await self._update_stateful_set(s, pods, history.sort_revisions(revisions))
-
-    async def _can_adopt(self, s: dict) -> bool:
-        meta = s["metadata"]
-        try:
-            fresh = await self.client.get(API_VERSION, "statefulsets", meta["name"], meta["namespace"])
-        except ApiException as e:
-            if e.status == 404:
-                return False
-            raise
-        return fresh["metadata"].get("uid") == meta.get("uid") and not cu.is_being_deleted(fresh)
 
     async def _update_stateful_set(self, s: dict, pods: list[dict], revisions: list[dict]) -> None:
         """``UpdateStatefulSet``: revisions, the pods, status, then history clean-up."""
