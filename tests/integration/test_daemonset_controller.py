@@ -14,26 +14,22 @@ Conformance (/work/shared/reference/conformance.yaml):
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import re
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
 
-from pinnace.client.events import EventRecorder
-from pinnace.client.informer import SharedInformerFactory
 from pinnace.client.rest import RestClient
 from pinnace.controllers import controller_utils as cu
 from pinnace.controllers import history
 from pinnace.controllers.daemonset import DaemonSetController
 from pinnace.controllers.daemonset_util import HASH_LABEL
 from pinnace.controllers.podgc import PodGCController
-from pinnace.scheduler.scheduler import Scheduler
-from pinnace.simulate import NodeSimulator
+from tests.support.cluster import Cluster, PodSamples, kubectl, running
+from tests.support.waiting import eventually, get_ok
 
 DSES = "/apis/apps/v1/namespaces/default/daemonsets"
 REVS = "/apis/apps/v1/namespaces/default/controllerrevisions"
@@ -50,25 +46,8 @@ def daemon_set(name: str, image: str = "busybox:1", strategy: dict | None = None
                      **({"updateStrategy": strategy} if strategy else {}), **spec}}
 
 
-async def eventually(fn: Callable[[], Awaitable[Any]], ok: Callable[[Any], bool], timeout: float = 10) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await fn()
-        if ok(value):
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met; last value: {value!r}")
-        await asyncio.sleep(0.05)
-
-
-async def get(api, path: str) -> dict:
-    status, body = await api.call("GET", path)
-    assert status == 200, body
-    return body
-
-
 async def live_pods(api, app: str) -> list[dict]:
-    return [p for p in (await get(api, f"{PODS}?labelSelector=app%3D{app}"))["items"]
+    return [p for p in (await get_ok(api, f"{PODS}?labelSelector=app%3D{app}"))["items"]
             if not p["metadata"].get("deletionTimestamp")]
 
 
@@ -100,58 +79,25 @@ def settled(ds: dict, desired: int) -> bool:
             and s.get("numberMisscheduled") == 0)
 
 
-@dataclass
-class Cluster:
-    client: RestClient
-    simulators: list[NodeSimulator] = field(default_factory=list)
-
-    async def add_nodes(self, api, prefix: str, count: int, **kw: Any) -> list[str]:
-        sim = NodeSimulator(kubeconfig=api.kubeconfig, start_delay=0.05, count=count, name_prefix=prefix,
-                            delete_grace_cap=0.1, **kw)
-        await sim.start()
-        self.simulators.append(sim)
-        return sim.node_names
+# Simulated nodes finish graceful deletions quickly.
+NODE = {"delete_grace_cap": 0.1}
 
 
-@contextlib.asynccontextmanager
-async def cluster(api, nodes: int = 3, **kw: Any) -> AsyncIterator[Cluster]:
-    client = RestClient.from_kubeconfig(api.kubeconfig)
-    c = Cluster(client)
-    if nodes:
-        await c.add_nodes(api, "sim-node-", nodes, **kw)
-    factory = SharedInformerFactory(client)
-    recorder = EventRecorder(client, "daemonset-controller")
-    recorder.start()
-    dsc = DaemonSetController(client, factory, recorder)
-    podgc = PodGCController(client, factory, recorder, gc_period=0.3)
-    factory.start()
-    dsc.start()
-    podgc.start()
-    scheduler = Scheduler(client, seed=7)
-    task = asyncio.create_task(scheduler.run())
-    try:
-        yield c
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await dsc.stop()
-        await podgc.stop()
-        await recorder.stop()
-        await factory.stop()
-        for sim in c.simulators:
-            await sim.stop()
-        await client.close()
+def cluster(api, nodes: int = 3, **kw: Any) -> AbstractAsyncContextManager[Cluster]:
+    """``nodes`` simulated nodes (sim-node-N; ``kw`` for their simulator), the DaemonSet
+    controller, pod GC and the scheduler; ``Cluster.add_nodes`` starts more."""
+    return running(api, nodes=nodes, component="daemonset-controller", simulator_kwargs={**NODE, **kw},
+                   controllers=(DaemonSetController, lambda c, f, r: PodGCController(c, f, r, gc_period=0.3)))
 
 
 async def revisions(api, ds: dict) -> list[dict]:
-    items = (await get(api, REVS))["items"]
+    items = (await get_ok(api, REVS))["items"]
     ours = [r for r in items if (cu.controller_ref(r) or {}).get("uid") == ds["metadata"]["uid"]]
     return sorted(ours, key=lambda r: r["revision"])
 
 
 async def events(api, reason: str) -> list[dict]:
-    return (await get(api, f"/api/v1/namespaces/default/events?fieldSelector=reason%3D{reason}"))["items"]
+    return (await get_ok(api, f"/api/v1/namespaces/default/events?fieldSelector=reason%3D{reason}"))["items"]
 
 
 # -- placement -----------------------------------------------------------------------------------
@@ -165,7 +111,7 @@ async def test_daemon_set_follows_nodes_added_and_removed(api):
         assert status == 201, created
         first = {"sim-node-0", "sim-node-1", "sim-node-2"}
         by_node = await eventually(lambda: pods_by_node(api, "web"), running_everywhere(first))
-        ds = await eventually(lambda: get(api, f"{DSES}/web"), lambda d: settled(d, 3))
+        ds = await eventually(lambda: get_ok(api, f"{DSES}/web"), lambda d: settled(d, 3))
         [rev] = await revisions(api, ds)
         for name, [p] in by_node.items():
             assert p["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] == {
@@ -177,16 +123,16 @@ async def test_daemon_set_follows_nodes_added_and_removed(api):
                            "controller": True, "blockOwnerDeletion": True}
             assert p["metadata"]["generateName"] == "web-"
 
-        added = await c.add_nodes(api, "extra-", 2)
+        added = await c.add_nodes(2, name_prefix="extra-", **NODE)
         everyone = first | set(added)
         await eventually(lambda: pods_by_node(api, "web"), running_everywhere(everyone))
-        await eventually(lambda: get(api, f"{DSES}/web"), lambda d: settled(d, 5))
+        await eventually(lambda: get_ok(api, f"{DSES}/web"), lambda d: settled(d, 5))
 
         status, _ = await api.call("DELETE", f"{NODES}/extra-0")
         assert status == 200
         # Pod GC collects the pod of the vanished node; the desired count drops with the node.
         await eventually(lambda: pods_by_node(api, "web"), running_everywhere(everyone - {"extra-0"}))
-        await eventually(lambda: get(api, f"{DSES}/web"), lambda d: settled(d, 4))
+        await eventually(lambda: get_ok(api, f"{DSES}/web"), lambda d: settled(d, 4))
 
         # A deleted daemon pod is replaced on its node.
         victim = by_node["sim-node-1"][0]
@@ -202,13 +148,13 @@ async def test_node_selector_labels_and_taints(api):
     """DaemonSet-NodeSelection: nodeSelector picks nodes and relabelling moves the daemon; a
     tainted node gets no pod unless tolerated; the automatic tolerations are on every pod."""
     async with cluster(api, nodes=2, labels={"color": "blue"}) as c:
-        [plain] = await c.add_nodes(api, "plain-", 1)
-        [tainted] = await c.add_nodes(api, "tainted-", 1, taints=[{"key": "dedicated", "value": "infra",
-                                                                    "effect": "NoSchedule"}])
+        [plain] = await c.add_nodes(1, name_prefix="plain-", **NODE)
+        [tainted] = await c.add_nodes(1, name_prefix="tainted-", **NODE, taints=[
+            {"key": "dedicated", "value": "infra", "effect": "NoSchedule"}])
         blue = {"sim-node-0", "sim-node-1"}
         await api.call("POST", DSES, daemon_set("sel", pod_spec={"nodeSelector": {"color": "blue"}}))
         await eventually(lambda: pods_by_node(api, "sel"), running_everywhere(blue))
-        await eventually(lambda: get(api, f"{DSES}/sel"), lambda d: settled(d, 2))
+        await eventually(lambda: get_ok(api, f"{DSES}/sel"), lambda d: settled(d, 2))
 
         # Label the plain node blue: it gets a pod; turn a blue node green: it loses its pod.
         await api.call("PATCH", f"{NODES}/{plain}", {"metadata": {"labels": {"color": "blue"}}}, content_type=MERGE)
@@ -216,14 +162,14 @@ async def test_node_selector_labels_and_taints(api):
         await api.call("PATCH", f"{NODES}/sim-node-0", {"metadata": {"labels": {"color": "green"}}},
                        content_type=MERGE)
         await eventually(lambda: pods_by_node(api, "sel"), running_everywhere({"sim-node-1", plain}))
-        ds = await eventually(lambda: get(api, f"{DSES}/sel"), lambda d: settled(d, 2))
+        ds = await eventually(lambda: get_ok(api, f"{DSES}/sel"), lambda d: settled(d, 2))
         assert ds["status"]["numberMisscheduled"] == 0
 
         # Without a toleration the tainted node is left out (and not counted as desired).
         await api.call("POST", DSES, daemon_set("all"))
         everywhere = {"sim-node-0", "sim-node-1", plain}
         by_node = await eventually(lambda: pods_by_node(api, "all"), running_everywhere(everywhere))
-        ds = await eventually(lambda: get(api, f"{DSES}/all"), lambda d: settled(d, 3))
+        ds = await eventually(lambda: get_ok(api, f"{DSES}/all"), lambda d: settled(d, 3))
         tolerations = by_node[plain][0]["spec"]["tolerations"]
         for key, effect in (("not-ready", "NoExecute"), ("unreachable", "NoExecute"), ("disk-pressure", "NoSchedule"),
                             ("memory-pressure", "NoSchedule"), ("pid-pressure", "NoSchedule"),
@@ -239,14 +185,14 @@ async def test_node_selector_labels_and_taints(api):
         assert status == 200, body
         await eventually(lambda: pods_by_node(api, "all"), lambda b: running_everywhere(everywhere | {tainted})(b)
                          and all(p[0]["spec"].get("tolerations", [])[0]["key"] == "dedicated" for p in b.values()))
-        await eventually(lambda: get(api, f"{DSES}/all"), lambda d: settled(d, 4))
+        await eventually(lambda: get_ok(api, f"{DSES}/all"), lambda d: settled(d, 4))
 
         # A NoExecute taint the pods do not tolerate evicts the daemon from that node.
         await api.call("PATCH", f"{NODES}/{plain}", {"spec": {"taints": [
             {"key": "maintenance", "effect": "NoExecute"}]}}, content_type=MERGE)
         await eventually(lambda: pods_by_node(api, "all"),
                          running_everywhere({"sim-node-0", "sim-node-1", tainted}))
-        await eventually(lambda: get(api, f"{DSES}/all"), lambda d: settled(d, 3))
+        await eventually(lambda: get_ok(api, f"{DSES}/all"), lambda d: settled(d, 3))
 
 
 async def test_status_counts_with_min_ready_seconds_and_unready_pods(api):
@@ -255,11 +201,11 @@ async def test_status_counts_with_min_ready_seconds_and_unready_pods(api):
     async with cluster(api):
         await api.call("POST", DSES, daemon_set("st", minReadySeconds=2))
         # Right after the pods turn ready they are not yet available.
-        ds = await eventually(lambda: get(api, f"{DSES}/st"),
+        ds = await eventually(lambda: get_ok(api, f"{DSES}/st"),
                               lambda d: (d.get("status") or {}).get("numberReady") == 3)
         assert ds["status"].get("numberAvailable", 0) < 3
         assert ds["status"]["numberUnavailable"] == 3 - ds["status"].get("numberAvailable", 0)
-        ds = await eventually(lambda: get(api, f"{DSES}/st"), lambda d: settled(d, 3))
+        ds = await eventually(lambda: get_ok(api, f"{DSES}/st"), lambda d: settled(d, 3))
         assert ds["status"] == {"currentNumberScheduled": 3, "numberMisscheduled": 0, "desiredNumberScheduled": 3,
                                 "numberReady": 3, "observedGeneration": 1, "updatedNumberScheduled": 3,
                                 "numberAvailable": 3}
@@ -268,14 +214,14 @@ async def test_status_counts_with_min_ready_seconds_and_unready_pods(api):
         [victim] = (await pods_by_node(api, "st"))["sim-node-2"]
         await api.call("PATCH", f"{PODS}/{victim['metadata']['name']}",
                        {"metadata": {"annotations": {"sim.pinnace.io/ready": "false"}}}, content_type=MERGE)
-        ds = await eventually(lambda: get(api, f"{DSES}/st"), lambda d: d["status"].get("numberReady") == 2)
+        ds = await eventually(lambda: get_ok(api, f"{DSES}/st"), lambda d: d["status"].get("numberReady") == 2)
         assert (ds["status"]["currentNumberScheduled"], ds["status"]["numberAvailable"],
                 ds["status"]["numberUnavailable"]) == (3, 2, 1)
 
         # A NoSchedule taint: no longer desired there, but the pod may stay → misscheduled.
         await api.call("PATCH", f"{NODES}/sim-node-0", {"spec": {"taints": [
             {"key": "dedicated", "effect": "NoSchedule"}]}}, content_type=MERGE)
-        ds = await eventually(lambda: get(api, f"{DSES}/st"), lambda d: d["status"].get("numberMisscheduled") == 1)
+        ds = await eventually(lambda: get_ok(api, f"{DSES}/st"), lambda d: d["status"].get("numberMisscheduled") == 1)
         assert ds["status"]["desiredNumberScheduled"] == 2 and ds["status"]["currentNumberScheduled"] == 2
         assert "sim-node-0" in await pods_by_node(api, "st")
 
@@ -303,27 +249,15 @@ async def test_failed_daemon_pod_is_deleted_and_recreated(api):
 # -- updates -------------------------------------------------------------------------------------
 
 
-class NodeWatch:
+class NodeWatch(PodSamples):
     """Every committed state of one app's pods; each sample records, per eligible node,
     how many live pods it has and whether one of them is available (ready, not deleting)."""
 
+    samples: list[dict[str, tuple[int, bool]]]
+
     def __init__(self, client: RestClient, app: str, pod_list: dict, nodes: set[str]):
         self.nodes = nodes
-        self.pods: dict[str, dict] = {p["metadata"]["name"]: p for p in pod_list["items"]
-                                      if p["metadata"]["labels"].get("app") == app}
-        self.samples: list[dict[str, tuple[int, bool]]] = [self.sample()]
-        self._task = asyncio.create_task(self._run(client, app, pod_list["metadata"]["resourceVersion"]))
-
-    async def _run(self, client: RestClient, app: str, rv: str) -> None:
-        async for ev in client.watch("v1", "pods", "default", labelSelector=f"app={app}", resourceVersion=rv):
-            pod = ev["object"]
-            if ev["type"] == "DELETED":
-                self.pods.pop(pod["metadata"]["name"], None)
-            elif ev["type"] in ("ADDED", "MODIFIED"):
-                self.pods[pod["metadata"]["name"]] = pod
-            else:
-                continue
-            self.samples.append(self.sample())
+        super().__init__(client, app, pod_list)
 
     def sample(self) -> dict[str, tuple[int, bool]]:
         out: dict[str, tuple[int, bool]] = {n: (0, False) for n in self.nodes}
@@ -342,21 +276,17 @@ class NodeWatch:
     def max_pods_on_a_node(self) -> int:
         return max(max(c for c, _ in s.values()) for s in self.samples)
 
-    async def stop(self) -> None:
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-
 
 async def _roll(api, c: Cluster, name: str, strategy: dict, nodes: set[str]) -> tuple[NodeWatch, dict]:
     await api.call("POST", DSES, daemon_set(name, strategy=strategy))
     await eventually(lambda: pods_by_node(api, name), running_everywhere(nodes))
-    ds = await eventually(lambda: get(api, f"{DSES}/{name}"), lambda d: settled(d, len(nodes)))
-    watch = NodeWatch(c.client, name, await get(api, PODS), nodes)
+    ds = await eventually(lambda: get_ok(api, f"{DSES}/{name}"), lambda d: settled(d, len(nodes)))
+    watch = NodeWatch(c.client, name, await get_ok(api, PODS), nodes)
     try:
         ds["spec"]["template"]["spec"]["containers"][0]["image"] = "busybox:2"
         status, body = await api.call("PUT", f"{DSES}/{name}", ds)
         assert status == 200, body
-        ds = await eventually(lambda: get(api, f"{DSES}/{name}"),
+        ds = await eventually(lambda: get_ok(api, f"{DSES}/{name}"),
                               lambda d: d["metadata"]["generation"] == 2 and settled(d, len(nodes)))
         await eventually(lambda: pods_by_node(api, name), lambda b: running_everywhere(nodes)(b) and all(
             p[0]["spec"]["containers"][0]["image"] == "busybox:2" for p in b.values()))
@@ -404,12 +334,12 @@ async def test_on_delete_and_revision_history_limit(api):
         await api.call("POST", DSES, daemon_set("od", strategy={"type": "OnDelete"}, revisionHistoryLimit=1))
         nodes = {"sim-node-0", "sim-node-1", "sim-node-2"}
         before = await eventually(lambda: pods_by_node(api, "od"), running_everywhere(nodes))
-        ds = await eventually(lambda: get(api, f"{DSES}/od"), lambda d: settled(d, 3))
+        ds = await eventually(lambda: get_ok(api, f"{DSES}/od"), lambda d: settled(d, 3))
         for version in (2, 3, 4):
             ds["spec"]["template"]["spec"]["containers"][0]["image"] = f"busybox:{version}"
             status, body = await api.call("PUT", f"{DSES}/od", ds)
             assert status == 200, body
-            ds = await eventually(lambda: get(api, f"{DSES}/od"),
+            ds = await eventually(lambda: get_ok(api, f"{DSES}/od"),
                                   lambda d, v=version: d["status"].get("observedGeneration") == v)
         assert ds["status"].get("updatedNumberScheduled", 0) == 0 and ds["status"]["numberAvailable"] == 3
         # Revisions 2 and 3 went; 1 stays because every pod still runs it.
@@ -425,19 +355,10 @@ async def test_on_delete_and_revision_history_limit(api):
         assert after["sim-node-0"][0]["spec"]["containers"][0]["image"] == "busybox:4"
         assert after["sim-node-0"][0]["metadata"]["labels"][HASH_LABEL] == revs[1]["metadata"]["labels"][HASH_LABEL]
         assert after["sim-node-1"][0]["spec"]["containers"][0]["image"] == "busybox:1"
-        await eventually(lambda: get(api, f"{DSES}/od"), lambda d: d["status"].get("updatedNumberScheduled") == 1)
+        await eventually(lambda: get_ok(api, f"{DSES}/od"), lambda d: d["status"].get("updatedNumberScheduled") == 1)
 
 
 # -- kubectl -------------------------------------------------------------------------------------
-
-
-async def kubectl(api, *args: str, timeout: float = 30) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        "kubectl", f"--kubeconfig={api.kubeconfig}", *args, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT)
-    async with asyncio.timeout(timeout):
-        out, _ = await proc.communicate()
-    return proc.returncode or 0, out.decode()
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
@@ -455,7 +376,7 @@ async def test_kubectl_rollout_status_history_and_undo(api):
         patch = {"spec": {"template": {"metadata": {"annotations": {"sim.pinnace.io/ready": "false"}},
                                        "spec": {"containers": [{"name": "c", "image": "busybox:bad"}]}}}}
         await api.call("PATCH", f"{DSES}/kc", patch, content_type="application/strategic-merge-patch+json")
-        await eventually(lambda: get(api, f"{DSES}/kc"), lambda d: d["status"].get("observedGeneration") == 2
+        await eventually(lambda: get_ok(api, f"{DSES}/kc"), lambda d: d["status"].get("observedGeneration") == 2
                          and d["status"].get("updatedNumberScheduled") == 1)
         rc, out = await kubectl(api, "rollout", "status", "daemonset/kc", "--timeout=1s")
         assert rc != 0 and 'Waiting for daemon set "kc" rollout to finish: 1 out of 3 new pods have been updated' \
@@ -469,7 +390,7 @@ async def test_kubectl_rollout_status_history_and_undo(api):
         assert rc == 0 and "rolled back" in out, out
         rc, out = await kubectl(api, "rollout", "status", "daemonset/kc", "--timeout=20s")
         assert rc == 0 and 'daemon set "kc" successfully rolled out' in out, out
-        ds = await get(api, f"{DSES}/kc")
+        ds = await get_ok(api, f"{DSES}/kc")
         assert ds["spec"]["template"]["spec"]["containers"][0]["image"] == "busybox:1"
         after = await eventually(lambda: pods_by_node(api, "kc"), running_everywhere(set(good)))
         kept = [n for n in good if after[n][0]["metadata"]["uid"] == good[n][0]["metadata"]["uid"]]
@@ -494,11 +415,11 @@ async def test_revision_name_collision_bumps_collision_count(api):
         await api.call("POST", DSES, daemon_set("col"))
         await eventually(lambda: pods_by_node(api, "col"),
                          running_everywhere({"sim-node-0", "sim-node-1", "sim-node-2"}))
-        ds = await eventually(lambda: get(api, f"{DSES}/col"), lambda d: settled(d, 3))
+        ds = await eventually(lambda: get_ok(api, f"{DSES}/col"), lambda d: settled(d, 3))
         assert ds["status"]["collisionCount"] == 1
         [rev] = await revisions(api, ds)
         want = history.hash_revision(history.template_patch(ds), 1)
         assert rev["metadata"]["name"] == f"col-{want}" != taken
         assert rev["metadata"]["labels"][HASH_LABEL] == want
-        foreign = await get(api, f"{REVS}/{taken}")
+        foreign = await get_ok(api, f"{REVS}/{taken}")
         assert foreign["data"] == {"foreign": True} and not foreign["metadata"].get("ownerReferences")

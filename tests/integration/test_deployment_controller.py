@@ -11,24 +11,22 @@ Conformance: "Deployment should run the lifecycle of a Deployment",
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
+import functools
 import re
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
 
-from pinnace.client.events import EventRecorder
-from pinnace.client.informer import SharedInformerFactory
-from pinnace.client.rest import RestClient
 from pinnace.controllers import controller_utils as cu
 from pinnace.controllers.deployment import DeploymentController
 from pinnace.controllers.deployment_util import REVISION
 from pinnace.controllers.replicaset import ReplicaSetController
-from pinnace.scheduler.scheduler import Scheduler
-from pinnace.simulate import NodeSimulator
+from tests.support import waiting
+from tests.support.cluster import Cluster, PodSamples, kubectl, running
+from tests.support.waiting import get_ok
 
 DEPLOYS = "/apis/apps/v1/namespaces/default/deployments"
 RSES = "/apis/apps/v1/namespaces/default/replicasets"
@@ -45,15 +43,8 @@ def deployment(name: str, replicas: int = 3, image: str = "nginx:1", **spec: Any
                      **spec}}
 
 
-async def eventually(fn: Callable[[], Awaitable[Any]], ok: Callable[[Any], bool], timeout: float = 15) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await fn()
-        if ok(value):
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met; last value: {value!r}")
-        await asyncio.sleep(0.05)
+# Rollouts take a while: a longer wait than the shared default.
+eventually = functools.partial(waiting.eventually, timeout=15)
 
 
 def cond(d: dict, ctype: str) -> dict:
@@ -68,50 +59,19 @@ def complete(d: dict, replicas: int | None = None) -> bool:
             and cond(d, "Progressing").get("reason") == "NewReplicaSetAvailable")
 
 
-@contextlib.asynccontextmanager
-async def cluster(api) -> AsyncIterator[RestClient]:
-    simulator = NodeSimulator(kubeconfig=api.kubeconfig, start_delay=0.05, count=3, cpu="8",
-                              delete_grace_cap=0.1)
-    await simulator.start()
-    client = RestClient.from_kubeconfig(api.kubeconfig)
-    factory = SharedInformerFactory(client)
-    recorder = EventRecorder(client, "deployment-controller")
-    recorder.start()
-    rsc = ReplicaSetController(client, factory, recorder)
-    dc = DeploymentController(client, factory, recorder)
-    factory.start()
-    rsc.start()
-    dc.start()
-    scheduler = Scheduler(client, seed=7)
-    task = asyncio.create_task(scheduler.run())
-    try:
-        yield client
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await dc.stop()
-        await rsc.stop()
-        await recorder.stop()
-        await factory.stop()
-        await simulator.stop()
-        await client.close()
-
-
-async def get(api, path: str) -> dict:
-    status, body = await api.call("GET", path)
-    assert status == 200, body
-    return body
+def cluster(api) -> AbstractAsyncContextManager[Cluster]:
+    return running(api, controllers=(ReplicaSetController, DeploymentController), component="deployment-controller",
+                   simulator_kwargs={"cpu": "8", "delete_grace_cap": 0.1})
 
 
 async def owned_rses(api, d: dict) -> list[dict]:
-    items = (await get(api, RSES))["items"]
+    items = (await get_ok(api, RSES))["items"]
     ours = [rs for rs in items if (cu.controller_ref(rs) or {}).get("uid") == d["metadata"]["uid"]]
     return sorted(ours, key=lambda rs: int(rs["metadata"]["annotations"][REVISION]))
 
 
 async def live_pods(api, app: str) -> list[dict]:
-    return [p for p in (await get(api, f"{PODS}?labelSelector=app%3D{app}"))["items"]
+    return [p for p in (await get_ok(api, f"{PODS}?labelSelector=app%3D{app}"))["items"]
             if not p["metadata"].get("deletionTimestamp")]
 
 
@@ -119,7 +79,7 @@ async def test_deployment_runs_scales_and_reports(api):
     async with cluster(api):
         status, created = await api.call("POST", DEPLOYS, deployment("web"))
         assert status == 201, created
-        d = await eventually(lambda: get(api, f"{DEPLOYS}/web"), complete)
+        d = await eventually(lambda: get_ok(api, f"{DEPLOYS}/web"), complete)
         assert cond(d, "Available") == {**cond(d, "Available"), "status": "True", "reason": "MinimumReplicasAvailable",
                                         "message": "Deployment has minimum availability."}
         assert d["status"]["readyReplicas"] == 3 and "unavailableReplicas" not in d["status"]
@@ -138,41 +98,28 @@ async def test_deployment_runs_scales_and_reports(api):
         # Scale up, then down, through the scale subresource.
         await api.call("PATCH", f"{DEPLOYS}/web/scale", {"spec": {"replicas": 5}},
                        content_type="application/merge-patch+json")
-        await eventually(lambda: get(api, f"{DEPLOYS}/web"), lambda x: complete(x, 5))
+        await eventually(lambda: get_ok(api, f"{DEPLOYS}/web"), lambda x: complete(x, 5))
         assert len(await live_pods(api, "web")) == 5
         await api.call("PATCH", f"{DEPLOYS}/web", {"spec": {"replicas": 2}},
                        content_type="application/merge-patch+json")
-        await eventually(lambda: get(api, f"{DEPLOYS}/web"), lambda x: complete(x, 2))
+        await eventually(lambda: get_ok(api, f"{DEPLOYS}/web"), lambda x: complete(x, 2))
         await eventually(lambda: live_pods(api, "web"), lambda p: len(p) == 2)
         [rs] = await owned_rses(api, d)
         assert rs["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"] == "2"
 
-        events = (await get(api, "/api/v1/namespaces/default/events?fieldSelector=reason%3DScalingReplicaSet"))["items"]
+        events = (await get_ok(api, "/api/v1/namespaces/default/events?fieldSelector=reason%3DScalingReplicaSet")
+                  )["items"]
         messages = {e["message"] for e in events}
         assert f"Scaled up replica set web-{pod_hash} to 3 from 0" in messages
         assert f"Scaled up replica set web-{pod_hash} to 5 from 3" in messages
         assert f"Scaled down replica set web-{pod_hash} to 2 from 5" in messages
 
 
-class PodWatch:
-    """Every pod state of one app, in the order the API server committed them."""
+class PodWatch(PodSamples):
+    """Every pod state of one app, in the order the API server committed them; each sample is
+    (available, total, pods per pod-template-hash)."""
 
-    def __init__(self, client: RestClient, app: str, pod_list: dict):
-        self.pods: dict[str, dict] = {p["metadata"]["name"]: p for p in pod_list["items"]
-                                      if p["metadata"]["labels"].get("app") == app}
-        self.samples: list[tuple[int, int, dict[str, int]]] = [self.sample()]  # (available, total, pods per hash)
-        self._task = asyncio.create_task(self._run(client, app, pod_list["metadata"]["resourceVersion"]))
-
-    async def _run(self, client: RestClient, app: str, rv: str) -> None:
-        async for ev in client.watch("v1", "pods", "default", labelSelector=f"app={app}", resourceVersion=rv):
-            pod = ev["object"]
-            if ev["type"] == "DELETED":
-                self.pods.pop(pod["metadata"]["name"], None)
-            elif ev["type"] in ("ADDED", "MODIFIED"):
-                self.pods[pod["metadata"]["name"]] = pod
-            else:
-                continue
-            self.samples.append(self.sample())
+    samples: list[tuple[int, int, dict[str, int]]]
 
     def sample(self) -> tuple[int, int, dict[str, int]]:
         alive = [p for p in self.pods.values() if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
@@ -186,23 +133,19 @@ class PodWatch:
             hashes[h] = hashes.get(h, 0) + 1
         return available, len(active), hashes
 
-    async def stop(self) -> None:
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-
 
 async def test_rolling_update_respects_surge_and_unavailability(api):
-    async with cluster(api) as client:
+    async with cluster(api) as c:
         strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1}}
         await api.call("POST", DEPLOYS, deployment("roll", replicas=4, strategy=strategy))
-        d = await eventually(lambda: get(api, f"{DEPLOYS}/roll"), complete)
-        pods = await get(api, PODS)
-        watch = PodWatch(client, "roll", pods)
+        d = await eventually(lambda: get_ok(api, f"{DEPLOYS}/roll"), complete)
+        pods = await get_ok(api, PODS)
+        watch = PodWatch(c.client, "roll", pods)
         try:
             d["spec"]["template"]["spec"]["containers"][0]["image"] = "nginx:2"
             status, body = await api.call("PUT", f"{DEPLOYS}/roll", d)
             assert status == 200, body
-            d = await eventually(lambda: get(api, f"{DEPLOYS}/roll"),
+            d = await eventually(lambda: get_ok(api, f"{DEPLOYS}/roll"),
                                  lambda x: x["metadata"]["generation"] == 2 and complete(x), timeout=20)
             await asyncio.sleep(0.3)
         finally:
@@ -224,12 +167,12 @@ async def test_stuck_rollout_times_out_and_rollback_reuses_the_old_replica_set(a
     async with cluster(api):
         strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
         await api.call("POST", DEPLOYS, deployment("stuck", replicas=2, strategy=strategy, progressDeadlineSeconds=3))
-        d = await eventually(lambda: get(api, f"{DEPLOYS}/stuck"), complete)
+        d = await eventually(lambda: get_ok(api, f"{DEPLOYS}/stuck"), complete)
         good_template = copy.deepcopy(d["spec"]["template"])
         [good] = await owned_rses(api, d)
         d["spec"]["template"]["metadata"]["annotations"] = {"sim.pinnace.io/ready": "false"}
         await api.call("PUT", f"{DEPLOYS}/stuck", d)
-        d = await eventually(lambda: get(api, f"{DEPLOYS}/stuck"),
+        d = await eventually(lambda: get_ok(api, f"{DEPLOYS}/stuck"),
                              lambda x: cond(x, "Progressing").get("reason") == "ProgressDeadlineExceeded", timeout=15)
         _, bad = await owned_rses(api, d)
         progressing = cond(d, "Progressing")
@@ -243,7 +186,7 @@ async def test_stuck_rollout_times_out_and_rollback_reuses_the_old_replica_set(a
         # Roll back the way `kubectl rollout undo` does: put the old template back.
         d["spec"]["template"] = good_template
         await api.call("PUT", f"{DEPLOYS}/stuck", d)
-        d = await eventually(lambda: get(api, f"{DEPLOYS}/stuck"),
+        d = await eventually(lambda: get_ok(api, f"{DEPLOYS}/stuck"),
                              lambda x: x["metadata"]["generation"] == 3 and complete(x))
         rses = await owned_rses(api, d)
         assert [rs["metadata"]["name"] for rs in rses] == [bad["metadata"]["name"], good["metadata"]["name"]]
@@ -258,14 +201,14 @@ async def test_stuck_rollout_times_out_and_rollback_reuses_the_old_replica_set(a
 
 
 async def test_recreate_never_runs_old_and_new_pods_together(api):
-    async with cluster(api) as client:
+    async with cluster(api) as c:
         await api.call("POST", DEPLOYS, deployment("rec", replicas=3, strategy={"type": "Recreate"}))
-        d = await eventually(lambda: get(api, f"{DEPLOYS}/rec"), complete)
-        watch = PodWatch(client, "rec", await get(api, PODS))
+        d = await eventually(lambda: get_ok(api, f"{DEPLOYS}/rec"), complete)
+        watch = PodWatch(c.client, "rec", await get_ok(api, PODS))
         try:
             d["spec"]["template"]["spec"]["containers"][0]["image"] = "nginx:2"
             await api.call("PUT", f"{DEPLOYS}/rec", d)
-            d = await eventually(lambda: get(api, f"{DEPLOYS}/rec"),
+            d = await eventually(lambda: get_ok(api, f"{DEPLOYS}/rec"),
                                  lambda x: x["metadata"]["generation"] == 2 and complete(x), timeout=20)
         finally:
             await watch.stop()
@@ -279,11 +222,11 @@ async def test_recreate_never_runs_old_and_new_pods_together(api):
 async def test_revision_history_limit_prunes_old_replica_sets(api):
     async with cluster(api):
         await api.call("POST", DEPLOYS, deployment("hist", replicas=1, revisionHistoryLimit=1))
-        d = await eventually(lambda: get(api, f"{DEPLOYS}/hist"), complete)
+        d = await eventually(lambda: get_ok(api, f"{DEPLOYS}/hist"), complete)
         for version in (2, 3, 4):
             d["spec"]["template"]["spec"]["containers"][0]["image"] = f"nginx:{version}"
             await api.call("PUT", f"{DEPLOYS}/hist", d)
-            d = await eventually(lambda: get(api, f"{DEPLOYS}/hist"),
+            d = await eventually(lambda: get_ok(api, f"{DEPLOYS}/hist"),
                                  lambda x, v=version: x["metadata"]["generation"] == v and complete(x))
         rses = await eventually(lambda: owned_rses(api, d), lambda r: len(r) == 2)
         assert [rs["metadata"]["annotations"][REVISION] for rs in rses] == ["3", "4"]
@@ -293,33 +236,25 @@ async def test_revision_history_limit_prunes_old_replica_sets(api):
 async def test_paused_deployment_scales_but_does_not_roll_out(api):
     async with cluster(api):
         await api.call("POST", DEPLOYS, deployment("pz", replicas=2))
-        d = await eventually(lambda: get(api, f"{DEPLOYS}/pz"), complete)
+        d = await eventually(lambda: get_ok(api, f"{DEPLOYS}/pz"), complete)
         merge = "application/merge-patch+json"
         await api.call("PATCH", f"{DEPLOYS}/pz", {"spec": {"paused": True}}, content_type=merge)
-        d = await eventually(lambda: get(api, f"{DEPLOYS}/pz"),
+        d = await eventually(lambda: get_ok(api, f"{DEPLOYS}/pz"),
                              lambda x: cond(x, "Progressing").get("reason") == "DeploymentPaused")
         assert cond(d, "Progressing")["status"] == "Unknown"
         assert cond(d, "Progressing")["message"] == "Deployment is paused"
         await api.call("PATCH", f"{DEPLOYS}/pz", {"spec": {"replicas": 4, "template": {"spec": {"containers": [
             {"name": "c", "image": "nginx:2"}]}}}}, content_type=merge)
-        await eventually(lambda: get(api, f"{DEPLOYS}/pz"),
+        await eventually(lambda: get_ok(api, f"{DEPLOYS}/pz"),
                          lambda x: x["status"].get("observedGeneration") == x["metadata"]["generation"]
                          and x["status"].get("availableReplicas") == 4)
         assert len(await owned_rses(api, d)) == 1  # no rollout while paused
         assert all(p["spec"]["containers"][0]["image"] == "nginx:1" for p in await live_pods(api, "pz"))
         await api.call("PATCH", f"{DEPLOYS}/pz", {"spec": {"paused": False}}, content_type=merge)
-        d = await eventually(lambda: get(api, f"{DEPLOYS}/pz"), lambda x: complete(x, 4), timeout=20)
+        d = await eventually(lambda: get_ok(api, f"{DEPLOYS}/pz"), lambda x: complete(x, 4), timeout=20)
         assert len(await owned_rses(api, d)) == 2
         await eventually(lambda: live_pods(api, "pz"),
                          lambda p: len(p) == 4 and all(x["spec"]["containers"][0]["image"] == "nginx:2" for x in p))
-
-
-async def kubectl(api, *args: str, timeout: float = 30) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        "kubectl", f"--kubeconfig={api.kubeconfig}", *args, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT)
-    out, _ = await asyncio.wait_for(proc.communicate(), timeout)
-    return proc.returncode or 0, out.decode()
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
@@ -333,17 +268,17 @@ async def test_kubectl_rollout_status_restart_pause_resume_undo(api):
         assert rc == 0, out
         rc, out = await kubectl(api, "rollout", "status", "deployment/kc", "--timeout=20s")
         assert rc == 0 and 'deployment "kc" successfully rolled out' in out, out
-        d = await get(api, f"{DEPLOYS}/kc")
+        d = await get_ok(api, f"{DEPLOYS}/kc")
         assert d["metadata"]["annotations"][REVISION] == "2"
         assert "kubectl.kubernetes.io/restartedAt" in d["spec"]["template"]["metadata"]["annotations"]
 
         rc, out = await kubectl(api, "rollout", "pause", "deployment/kc")
         assert rc == 0 and "paused" in out, out
-        await eventually(lambda: get(api, f"{DEPLOYS}/kc"),
+        await eventually(lambda: get_ok(api, f"{DEPLOYS}/kc"),
                          lambda x: cond(x, "Progressing").get("reason") == "DeploymentPaused")
         rc, out = await kubectl(api, "rollout", "resume", "deployment/kc")
         assert rc == 0 and "resumed" in out, out
-        await eventually(lambda: get(api, f"{DEPLOYS}/kc"),
+        await eventually(lambda: get_ok(api, f"{DEPLOYS}/kc"),
                          lambda x: cond(x, "Progressing").get("reason") in ("DeploymentResumed",
                                                                             "NewReplicaSetAvailable"))
 
@@ -353,7 +288,7 @@ async def test_kubectl_rollout_status_restart_pause_resume_undo(api):
         assert rc == 0 and "rolled back" in out, out
         rc, out = await kubectl(api, "rollout", "status", "deployment/kc", "--timeout=20s")
         assert rc == 0 and 'deployment "kc" successfully rolled out' in out, out
-        d = await get(api, f"{DEPLOYS}/kc")
+        d = await get_ok(api, f"{DEPLOYS}/kc")
         assert d["metadata"]["annotations"][REVISION] == "3"
         assert "restartedAt" not in str(d["spec"]["template"])
         rses = await owned_rses(api, d)
@@ -365,7 +300,7 @@ async def test_resizing_mid_rollout_scales_replica_sets_proportionally(api):
     async with cluster(api):
         strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 3, "maxUnavailable": 0}}
         await api.call("POST", DEPLOYS, deployment("prop", replicas=10, strategy=strategy))
-        d = await eventually(lambda: get(api, f"{DEPLOYS}/prop"), complete)
+        d = await eventually(lambda: get_ok(api, f"{DEPLOYS}/prop"), complete)
         # A rollout that cannot finish: the new pods never become ready.
         d["spec"]["template"]["metadata"]["annotations"] = {"sim.pinnace.io/ready": "false"}
         await api.call("PUT", f"{DEPLOYS}/prop", d)
@@ -393,7 +328,7 @@ async def test_orphaned_replica_set_is_adopted_and_reused(api):
                      "template": template}})
         assert status == 201, orphan
         await api.call("POST", DEPLOYS, d)
-        d = await eventually(lambda: get(api, f"{DEPLOYS}/adopt"), complete)
+        d = await eventually(lambda: get_ok(api, f"{DEPLOYS}/adopt"), complete)
         [rs] = await owned_rses(api, d)
         assert rs["metadata"]["uid"] == orphan["metadata"]["uid"]  # adopted, not replaced
         assert rs["spec"]["replicas"] == 2 and rs["metadata"]["annotations"][REVISION] == "1"

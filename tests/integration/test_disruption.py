@@ -13,20 +13,15 @@ allow it); "PodDisruptionBudget: create, update, patch, and delete object" and
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+import functools
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from pinnace.client.events import EventRecorder
-from pinnace.client.informer import SharedInformerFactory
-from pinnace.client.rest import RestClient
 from pinnace.controllers.deployment import DeploymentController
 from pinnace.controllers.disruption import DisruptionController
 from pinnace.controllers.replicaset import ReplicaSetController
-from pinnace.scheduler.scheduler import Scheduler
-from pinnace.simulate import NodeSimulator
+from tests.support.cluster import Cluster, ControllerFactory, running
+from tests.support.waiting import eventually, get_ok
 
 DEPLOYS = "/apis/apps/v1/namespaces/default/deployments"
 PDBS = "/apis/policy/v1/namespaces/default/poddisruptionbudgets"
@@ -49,64 +44,19 @@ def pdb_body(name: str, labels: dict[str, str], **spec: Any) -> dict:
             "spec": {"selector": {"matchLabels": labels}, **spec}}
 
 
-async def eventually(fn: Callable[[], Awaitable[Any]], ok: Callable[[Any], bool], timeout: float = 10) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await fn()
-        if ok(value):
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met; last value: {value!r}")
-        await asyncio.sleep(0.05)
-
-
-async def get(api, path: str) -> dict:
-    status, body = await api.call("GET", path)
-    assert status == 200, body
-    return body
-
-
 async def live_pods(api, app: str) -> list[dict]:
-    return [p for p in (await get(api, f"{PODS}?labelSelector=app%3D{app}"))["items"]
+    return [p for p in (await get_ok(api, f"{PODS}?labelSelector=app%3D{app}"))["items"]
             if not p["metadata"].get("deletionTimestamp")]
 
 
-@dataclass
-class Cluster:
-    client: RestClient
-    disruption: DisruptionController
-
-
-@contextlib.asynccontextmanager
-async def cluster(api, deployment_controllers: bool = True, **disruption_kw: Any) -> AsyncIterator[Cluster]:
-    simulator = NodeSimulator(kubeconfig=api.kubeconfig, start_delay=0.05, count=3, cpu="8", delete_grace_cap=0.1)
-    await simulator.start()
-    client = RestClient.from_kubeconfig(api.kubeconfig)
-    factory = SharedInformerFactory(client)
-    recorder = EventRecorder(client, "controllermanager")
-    recorder.start()
-    controllers: list[Any] = []
-    if deployment_controllers:
-        controllers += [ReplicaSetController(client, factory, recorder),
-                        DeploymentController(client, factory, recorder)]
-    disruption = DisruptionController(client, factory, recorder, **disruption_kw)
-    controllers.append(disruption)
-    factory.start()
-    for c in controllers:
-        c.start()
-    task = asyncio.create_task(Scheduler(client, seed=7).run())
-    try:
-        yield Cluster(client, disruption)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        for c in reversed(controllers):
-            await c.stop()
-        await recorder.stop()
-        await factory.stop()
-        await simulator.stop()
-        await client.close()
+def cluster(api, deployment_controllers: bool = True, **disruption_kw: Any) -> AbstractAsyncContextManager[Cluster]:
+    """Three simulated nodes, the scheduler, the disruption controller (``disruption_kw``)
+    and, unless ``deployment_controllers`` is false, the ReplicaSet and Deployment controllers."""
+    controllers: list[ControllerFactory] = [ReplicaSetController, DeploymentController] if deployment_controllers \
+        else []
+    controllers.append(functools.partial(DisruptionController, **disruption_kw))
+    return running(api, controllers=controllers, component="controllermanager",
+                   simulator_kwargs={"cpu": "8", "delete_grace_cap": 0.1})
 
 
 def summary(pdb: dict) -> tuple:
@@ -136,7 +86,7 @@ async def test_pdb_status_for_counts_and_percentages(api):
         want = {"min-count": (4, 3, 4, 1), "min-pct": (4, 2, 4, 2), "max-count": (4, 3, 4, 1),
                 "max-pct": (4, 2, 4, 2), "nothing": (0, 1, 0, 0)}
         for name, expected in want.items():
-            pdb = await eventually(lambda n=name: get(api, f"{PDBS}/{n}"), lambda p, e=expected: summary(p) == e)
+            pdb = await eventually(lambda n=name: get_ok(api, f"{PDBS}/{n}"), lambda p, e=expected: summary(p) == e)
             assert pdb["status"]["observedGeneration"] == 1
             cond = allowed_condition(pdb)
             assert (cond["status"], cond["reason"]) == (("True", "SufficientPods") if expected[3] else
@@ -147,11 +97,11 @@ async def test_pdb_status_for_counts_and_percentages(api):
         want = {"min-count": (6, 3, 6, 3), "min-pct": (6, 3, 6, 3), "max-count": (6, 5, 6, 1),
                 "max-pct": (6, 3, 6, 3)}
         for name, expected in want.items():
-            await eventually(lambda n=name: get(api, f"{PDBS}/{n}"), lambda p, e=expected: summary(p) == e)
+            await eventually(lambda n=name: get_ok(api, f"{PDBS}/{n}"), lambda p, e=expected: summary(p) == e)
 
         # A spec update is observed (generation 2) and the numbers follow it.
         await api.call("PATCH", f"{PDBS}/min-count", {"spec": {"minAvailable": 6}}, content_type=MERGE)
-        pdb = await eventually(lambda: get(api, f"{PDBS}/min-count"),
+        pdb = await eventually(lambda: get_ok(api, f"{PDBS}/min-count"),
                                lambda p: p["status"].get("observedGeneration") == 2 and summary(p) == (6, 6, 6, 0))
         assert allowed_condition(pdb)["reason"] == "InsufficientPods"
         assert allowed_condition(pdb)["observedGeneration"] == 2
@@ -163,7 +113,7 @@ async def test_unready_pods_are_not_healthy(api):
         d["spec"]["template"]["metadata"]["annotations"] = {"sim.pinnace.io/ready": "false"}
         await api.call("POST", DEPLOYS, d)
         await api.call("POST", PDBS, pdb_body("slow", {"app": "slow"}, maxUnavailable=1))
-        await eventually(lambda: get(api, f"{PDBS}/slow"), lambda p: summary(p) == (3, 2, 0, 0))
+        await eventually(lambda: get_ok(api, f"{PDBS}/slow"), lambda p: summary(p) == (3, 2, 0, 0))
 
 
 async def test_eviction_blocked_until_the_pdb_allows_it_and_disrupted_pods_clear(api):
@@ -171,7 +121,7 @@ async def test_eviction_blocked_until_the_pdb_allows_it_and_disrupted_pods_clear
     async with cluster(api):
         await api.call("POST", DEPLOYS, deployment("ev", replicas=3))
         await api.call("POST", PDBS, pdb_body("ev", {"app": "ev"}, minAvailable=3))
-        await eventually(lambda: get(api, f"{PDBS}/ev"), lambda p: summary(p) == (3, 3, 3, 0))
+        await eventually(lambda: get_ok(api, f"{PDBS}/ev"), lambda p: summary(p) == (3, 3, 3, 0))
         victim = (await live_pods(api, "ev"))[0]["metadata"]["name"]
         body = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": victim}}
         status, out = await api.call("POST", f"{PODS}/{victim}/eviction", body)
@@ -180,12 +130,12 @@ async def test_eviction_blocked_until_the_pdb_allows_it_and_disrupted_pods_clear
                                              "The disruption budget ev needs 3 healthy pods and has 3 currently"}]
 
         await api.call("PATCH", f"{PDBS}/ev", {"spec": {"minAvailable": 2}}, content_type=MERGE)
-        await eventually(lambda: get(api, f"{PDBS}/ev"),
+        await eventually(lambda: get_ok(api, f"{PDBS}/ev"),
                          lambda p: p["status"]["observedGeneration"] == 2 and summary(p) == (3, 2, 3, 1))
         status, out = await api.call("POST", f"{PODS}/{victim}/eviction", body)
         assert status == 201, out
         # The evicted pod is gone and replaced; the controller drops it from disruptedPods.
-        pdb = await eventually(lambda: get(api, f"{PDBS}/ev"), lambda p: summary(p) == (3, 2, 3, 1)
+        pdb = await eventually(lambda: get_ok(api, f"{PDBS}/ev"), lambda p: summary(p) == (3, 2, 3, 1)
                                and not p["status"].get("disruptedPods"))
         assert victim not in {p["metadata"]["name"] for p in await live_pods(api, "ev")}
         assert allowed_condition(pdb)["status"] == "True"
@@ -197,21 +147,21 @@ async def test_disrupted_pod_that_is_not_deleted_counts_again_after_the_timeout(
     async with cluster(api, deletion_timeout=1.0, stale_pod_disruption_timeout=1.0):
         await api.call("POST", DEPLOYS, deployment("keep", replicas=2))
         await api.call("POST", PDBS, pdb_body("keep", {"app": "keep"}, minAvailable=1))
-        pdb = await eventually(lambda: get(api, f"{PDBS}/keep"), lambda p: summary(p) == (2, 1, 2, 1))
+        pdb = await eventually(lambda: get_ok(api, f"{PDBS}/keep"), lambda p: summary(p) == (2, 1, 2, 1))
         name = (await live_pods(api, "keep"))[0]["metadata"]["name"]
         # What an eviction that then failed to delete would leave behind.
         stamp = pdb["metadata"]["creationTimestamp"]
         pdb["status"]["disruptedPods"] = {name: stamp}
         pdb["status"]["disruptionsAllowed"] = 0
         await api.call("PUT", f"{PDBS}/keep/status", pdb)
-        pod = await get(api, f"{PODS}/{name}")
+        pod = await get_ok(api, f"{PODS}/{name}")
         pod["status"]["conditions"].append({"type": "DisruptionTarget", "status": "True",
                                             "reason": "EvictionByEvictionAPI", "message": "Eviction API: evicting",
                                             "lastTransitionTime": stamp})
         await api.call("PUT", f"{PODS}/{name}/status", pod)
-        pdb = await eventually(lambda: get(api, f"{PDBS}/keep"), lambda p: summary(p) == (2, 1, 2, 1)
+        pdb = await eventually(lambda: get_ok(api, f"{PDBS}/keep"), lambda p: summary(p) == (2, 1, 2, 1)
                                and not p["status"].get("disruptedPods"))
-        await eventually(lambda: get(api, f"{PODS}/{name}"), lambda p: next(
+        await eventually(lambda: get_ok(api, f"{PODS}/{name}"), lambda p: next(
             c for c in p["status"]["conditions"] if c["type"] == "DisruptionTarget")["status"] == "False")
 
 
@@ -234,7 +184,7 @@ async def test_controller_scale_and_fail_safe(api):
                 "spec": {"containers": [{"name": "c", "image": "db"}]}})
             assert status == 201
         await api.call("POST", PDBS, pdb_body("db", {"app": "db"}, minAvailable="50%"))
-        await eventually(lambda: get(api, f"{PDBS}/db"), lambda p: summary(p) == (4, 2, 2, 0))
+        await eventually(lambda: get_ok(api, f"{PDBS}/db"), lambda p: summary(p) == (4, 2, 2, 0))
 
         # An owner kind with no scale subresource anywhere: fail safe.
         status, cm = await api.call("POST", "/api/v1/namespaces/default/configmaps", {"metadata": {"name": "own"}})
@@ -245,11 +195,11 @@ async def test_controller_scale_and_fail_safe(api):
                 "controller": True}]},
             "spec": {"containers": [{"name": "c", "image": "db"}]}})
         assert status == 201
-        pdb = await eventually(lambda: get(api, f"{PDBS}/db"),
+        pdb = await eventually(lambda: get_ok(api, f"{PDBS}/db"),
                                lambda p: allowed_condition(p).get("reason") == "SyncFailed")
         assert pdb["status"]["disruptionsAllowed"] == 0 and allowed_condition(pdb)["status"] == "False"
         assert "does not implement the scale subresource" in allowed_condition(pdb)["message"]
         await api.call("DELETE", f"{PODS}/odd?gracePeriodSeconds=0")
-        await eventually(lambda: get(api, f"{PDBS}/db"),
+        await eventually(lambda: get_ok(api, f"{PDBS}/db"),
                          lambda p: allowed_condition(p).get("reason") == "InsufficientPods"
                          and summary(p) == (4, 2, 2, 0))

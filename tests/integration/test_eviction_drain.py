@@ -22,17 +22,9 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_disruption import (
-    DEPLOYS,
-    PDBS,
-    PODS,
-    cluster,
-    deployment,
-    eventually,
-    get,
-    live_pods,
-    pdb_body,
-)
+from tests.integration.test_disruption import DEPLOYS, PDBS, PODS, cluster, deployment, live_pods, pdb_body
+from tests.support.cluster import kubectl, start_kubectl
+from tests.support.waiting import eventually, get_ok
 
 MERGE = "application/merge-patch+json"
 TOO_MANY = "Cannot evict pod as it would violate the pod's disruption budget."
@@ -84,12 +76,12 @@ async def test_eviction_spends_the_budget_then_answers_429_with_the_budget_cause
     status, body = await api.call("POST", f"{PODS}/a/eviction", eviction("a"))
     assert (status, body) == (201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                                     "code": 201})
-    pdb = await get(api, f"{PDBS}/budget")
+    pdb = await get_ok(api, f"{PDBS}/budget")
     assert pdb["status"]["disruptionsAllowed"] == 0
     assert list(pdb["status"]["disruptedPods"]) == ["a"]
     [cond] = pdb["status"]["conditions"]
     assert (cond["type"], cond["status"], cond["reason"]) == ("DisruptionAllowed", "False", "InsufficientPods")
-    pod = await get(api, f"{PODS}/a")
+    pod = await get_ok(api, f"{PODS}/a")
     assert pod["metadata"]["deletionTimestamp"] and pod["metadata"]["deletionGracePeriodSeconds"] == 30
     target = condition(pod, "DisruptionTarget")
     assert (target["status"], target["reason"], target["message"]) == ("True", "EvictionByEvictionAPI",
@@ -101,7 +93,7 @@ async def test_eviction_spends_the_budget_then_answers_429_with_the_budget_cause
                     "reason": "TooManyRequests", "code": 429, "details": {"causes": [{
                         "reason": "DisruptionBudget",
                         "message": "The disruption budget budget needs 1 healthy pods and has 2 currently"}]}}
-    pod = await get(api, f"{PODS}/b")
+    pod = await get_ok(api, f"{PODS}/b")
     assert "deletionTimestamp" not in pod["metadata"] and not condition(pod, "DisruptionTarget")
 
 
@@ -114,7 +106,7 @@ async def test_concurrent_evictions_never_overspend_the_budget(api):
     results = await asyncio.gather(*(api.call("POST", f"{PODS}/p{i}/eviction", eviction(f"p{i}")) for i in range(6)))
     codes = sorted(status for status, _ in results)
     assert codes == [201, 201, 429, 429, 429, 429], results
-    pdb = await get(api, f"{PDBS}/budget")
+    pdb = await get_ok(api, f"{PDBS}/budget")
     assert pdb["status"]["disruptionsAllowed"] == 0 and len(pdb["status"]["disruptedPods"]) == 2
 
 
@@ -126,13 +118,13 @@ async def test_pods_that_are_not_running_or_already_going_skip_the_budget(api):
         assert status == 201, (name, body)
     # Succeeded/Failed pods go at once; the pending one is bound, so it gets its grace period.
     assert (await api.call("GET", f"{PODS}/done"))[0] == 404
-    pending = await get(api, f"{PODS}/pending")
+    pending = await get_ok(api, f"{PODS}/pending")
     assert pending["metadata"].get("deletionTimestamp")
     # A pod already terminating may be evicted again (e.g. with a shorter grace period).
     status, _ = await api.call("POST", f"{PODS}/pending/eviction", eviction("pending", gracePeriodSeconds=0))
     assert status == 201
     assert (await api.call("GET", f"{PODS}/pending"))[0] == 404
-    assert (await get(api, f"{PDBS}/budget"))["status"]["disruptionsAllowed"] == 0  # nothing spent
+    assert (await get_ok(api, f"{PDBS}/budget"))["status"]["disruptionsAllowed"] == 0  # nothing spent
 
 
 async def test_unready_pods_follow_the_unhealthy_pod_eviction_policy(api):
@@ -143,7 +135,7 @@ async def test_unready_pods_follow_the_unhealthy_pod_eviction_policy(api):
     await pdb_with_status(api, "budget", allowed=0, current=1, desired=1, expected=2)
     status, body = await api.call("POST", f"{PODS}/sick/eviction", eviction("sick"))
     assert status == 201, body
-    assert (await get(api, f"{PDBS}/budget"))["status"].get("disruptedPods") is None
+    assert (await get_ok(api, f"{PDBS}/budget"))["status"].get("disruptedPods") is None
 
     # Not enough healthy pods: IfHealthyBudget protects even unready pods...
     await running_pod(api, "x1", labels={"app": "other"}, ready=False)
@@ -168,14 +160,14 @@ async def test_budget_not_yet_observed_and_several_budgets(api):
     assert status == 429 and body["details"] == {"retryAfterSeconds": 10, "causes": [{
         "reason": "DisruptionBudget",
         "message": "The disruption budget budget is still being processed by the server."}]}
-    pdb = await get(api, f"{PDBS}/budget")
+    pdb = await get_ok(api, f"{PDBS}/budget")
     pdb["status"]["observedGeneration"] = 2
     await api.call("PUT", f"{PDBS}/budget/status", pdb)
     await pdb_with_status(api, "second", allowed=1, current=2, desired=1, expected=2)
     status, body = await api.call("POST", f"{PODS}/a/eviction", eviction("a"))
     assert status == 500 and body["message"] == ("This pod has more than one PodDisruptionBudget, which the "
                                                  "eviction subresource does not support.")
-    assert "deletionTimestamp" not in (await get(api, f"{PODS}/a"))["metadata"]
+    assert "deletionTimestamp" not in (await get_ok(api, f"{PODS}/a"))["metadata"]
 
 
 async def test_delete_options_dry_run_and_bad_requests(api):
@@ -187,8 +179,8 @@ async def test_delete_options_dry_run_and_bad_requests(api):
                        (f"{PODS}/a/eviction", eviction("a", dryRun=["All"]))):
         status, out = await api.call("POST", path, body)
         assert status == 201, out
-    assert (await get(api, f"{PDBS}/budget"))["status"]["disruptionsAllowed"] == 3
-    after = await get(api, f"{PODS}/a")
+    assert (await get_ok(api, f"{PDBS}/budget"))["status"]["disruptionsAllowed"] == 3
+    after = await get_ok(api, f"{PODS}/a")
     assert after["metadata"]["resourceVersion"] == pod["metadata"]["resourceVersion"]
 
     # Preconditions are honoured: a stale uid is a conflict.  As upstream, the uid is checked
@@ -245,7 +237,7 @@ async def test_protobuf_eviction_body_as_kubectl_sends_it(api):
 
 
 async def test_discovery_lists_pods_eviction_for_kubectl(api):
-    core = await get(api, "/api/v1")
+    core = await get_ok(api, "/api/v1")
     [entry] = [r for r in core["resources"] if r["name"] == "pods/eviction"]
     assert entry == {"name": "pods/eviction", "singularName": "", "namespaced": True, "kind": "Eviction",
                      "verbs": ["create"], "group": "policy", "version": "v1"}
@@ -260,60 +252,6 @@ async def test_discovery_lists_pods_eviction_for_kubectl(api):
 # -- kubectl drain / uncordon --------------------------------------------------------------------------
 
 
-class Kubectl:
-    """A running kubectl whose output lines are collected as they come."""
-
-    def __init__(self, proc: asyncio.subprocess.Process):
-        self.proc = proc
-        self.lines: list[str] = []
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.proc.stdout is not None
-        async for line in self.proc.stdout:
-            self.lines.append(line.decode(errors="replace").rstrip())
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    async def wait_for_line(self, text: str, timeout: float) -> None:
-        async with asyncio.timeout(timeout):
-            while not any(text in line for line in self.lines):
-                if self.proc.returncode is not None:
-                    raise AssertionError(f"kubectl exited before printing {text!r}:\n{self.output}")
-                await asyncio.sleep(0.05)
-
-    async def wait(self, timeout: float) -> int:
-        async with asyncio.timeout(timeout):
-            rc = await self.proc.wait()
-            await self._reader
-        return rc
-
-    async def kill(self) -> None:
-        if self.proc.returncode is None:
-            self.proc.kill()
-            await self.proc.wait()
-        self._reader.cancel()
-        await asyncio.gather(self._reader, return_exceptions=True)
-
-
-async def start_kubectl(api, *args: str) -> Kubectl:
-    proc = await asyncio.create_subprocess_exec(
-        "kubectl", f"--kubeconfig={api.kubeconfig}", *args, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT)
-    return Kubectl(proc)
-
-
-async def kubectl(api, *args: str, timeout: float = 20) -> tuple[int, str]:
-    k = await start_kubectl(api, *args)
-    try:
-        rc = await k.wait(timeout)
-    finally:
-        await k.kill()
-    return rc, k.output
-
-
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
 async def test_kubectl_drain_waits_for_the_budget_then_uncordon(api):
     """``kubectl drain`` is refused by a PDB with minAvailable = replicas (429, retried every
@@ -323,8 +261,8 @@ async def test_kubectl_drain_waits_for_the_budget_then_uncordon(api):
         template_spec = {"volumes": [{"name": "scratch", "emptyDir": {}}]}
         await api.call("POST", DEPLOYS, deployment("web", replicas=2, pod_spec=template_spec))
         await api.call("POST", PDBS, pdb_body("web", {"app": "web"}, minAvailable=2))
-        await eventually(lambda: get(api, f"{PDBS}/web"), lambda p: (p.get("status") or {}).get("currentHealthy") == 2
-                         and p["status"]["expectedPods"] == 2)
+        await eventually(lambda: get_ok(api, f"{PDBS}/web"), lambda p: (p.get("status") or {}).get(
+            "currentHealthy") == 2 and p["status"]["expectedPods"] == 2)
         pods = await live_pods(api, "web")
         node = pods[0]["spec"]["nodeName"]
         on_node = {p["metadata"]["name"] for p in pods if p["spec"]["nodeName"] == node}
@@ -349,7 +287,7 @@ async def test_kubectl_drain_waits_for_the_budget_then_uncordon(api):
             await drain.wait_for_line("Cannot evict pod as it would violate the pod's disruption budget.", 10)
             assert f"node/{node} cordoned" in drain.output
             assert "ignoring DaemonSet-managed Pods: default/agent-x" in drain.output, drain.output
-            n = await get(api, f"/api/v1/nodes/{node}")
+            n = await get_ok(api, f"/api/v1/nodes/{node}")
             assert n["spec"]["unschedulable"] is True
             assert all("deletionTimestamp" not in p["metadata"] for p in await live_pods(api, "web"))
 
@@ -371,7 +309,7 @@ async def test_kubectl_drain_waits_for_the_budget_then_uncordon(api):
 
         rc, out = await kubectl(api, "uncordon", node)
         assert rc == 0 and f"node/{node} uncordoned" in out, out
-        n = await get(api, f"/api/v1/nodes/{node}")
+        n = await get_ok(api, f"/api/v1/nodes/{node}")
         assert not n["spec"].get("unschedulable")
 
 
@@ -381,7 +319,7 @@ async def test_kubectl_drain_refuses_unmanaged_pods_without_force(api):
         status, pod = await api.call("POST", PODS, {"metadata": {"name": "lonely"}, "spec": {
             "containers": [{"name": "c", "image": "nginx"}]}})
         assert status == 201
-        pod = await eventually(lambda: get(api, f"{PODS}/lonely"),
+        pod = await eventually(lambda: get_ok(api, f"{PODS}/lonely"),
                                lambda p: (p.get("status") or {}).get("phase") == "Running")
         node = pod["spec"]["nodeName"]
         rc, out = await kubectl(api, "drain", node, "--ignore-daemonsets", "--timeout=20s")

@@ -13,6 +13,7 @@ import pytest
 from pinnace.client.informer import SharedInformerFactory
 from pinnace.client.rest import RestClient
 from pinnace.controllers.garbagecollector import GarbageCollector
+from tests.support.waiting import eventually
 
 NS = "/api/v1/namespaces/default"
 
@@ -31,14 +32,6 @@ async def gc(api) -> AsyncIterator[GarbageCollector]:
         await collector.stop()
         await factory.stop()
         await client.close()
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if await check():
-            return
-        await asyncio.sleep(0.05)
-    assert await check()
 
 
 def ref(obj: dict, block: bool | None = None) -> dict:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 
 from pinnace.controllers.manager import run_builtin_controllers
+from tests.support.waiting import eventually, get_ok, status_of
 
 
 async def test_deleting_a_namespace_removes_its_content_then_itself(api):
@@ -22,12 +23,7 @@ async def test_deleting_a_namespace_removes_its_content_then_itself(api):
             "containers": [{"name": "c", "image": "busybox"}]}})
         status, _ = await api.call("DELETE", "/api/v1/namespaces/gone")
         assert status == 200
-        for _ in range(100):
-            status, _ = await api.call("GET", "/api/v1/namespaces/gone")
-            if status == 404:
-                break
-            await asyncio.sleep(0.1)
-        assert status == 404
+        await eventually(lambda: status_of(api, "/api/v1/namespaces/gone"), lambda s: s == 404, what="namespace gone")
         for path in ("configmaps/c", "services/s", "pods/p"):
             assert (await api.call("GET", f"/api/v1/namespaces/gone/{path}"))[0] == 404
     finally:
@@ -47,19 +43,13 @@ async def test_standby_controller_manager_takes_over_when_the_leader_goes(api):
         assert (await api.call("GET", lease_path))[1]["spec"]["holderIdentity"] == "cm-a"
         first.cancel()
         await asyncio.gather(first, return_exceptions=True)
-        for _ in range(50):
-            if (await api.call("GET", lease_path))[1]["spec"]["holderIdentity"] == "cm-b":
-                break
-            await asyncio.sleep(0.1)
-        assert (await api.call("GET", lease_path))[1]["spec"]["holderIdentity"] == "cm-b"
+        await eventually(lambda: get_ok(api, lease_path), lambda lease: lease["spec"]["holderIdentity"] == "cm-b",
+                         timeout=5, what="cm-b holds the lease")
         # And the work goes on under the new leader.
         await api.call("POST", "/api/v1/namespaces", {"metadata": {"name": "later"}})
         await api.call("DELETE", "/api/v1/namespaces/later")
-        for _ in range(100):
-            if (await api.call("GET", "/api/v1/namespaces/later"))[0] == 404:
-                break
-            await asyncio.sleep(0.1)
-        assert (await api.call("GET", "/api/v1/namespaces/later"))[0] == 404
+        await eventually(lambda: status_of(api, "/api/v1/namespaces/later"), lambda s: s == 404,
+                         what="namespace gone under the new leader")
     finally:
         second.cancel()
         await asyncio.gather(second, return_exceptions=True)

@@ -4,14 +4,9 @@ health (lease/heartbeat → Ready Unknown), condition taints, NoExecute eviction
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from contextlib import AbstractAsyncContextManager
 
-from pinnace.client.events import EventRecorder
-from pinnace.client.informer import SharedInformerFactory
-from pinnace.client.rest import RestClient
 from pinnace.controllers.nodelifecycle import (
     TAINT_NOT_READY,
     TAINT_UNREACHABLE,
@@ -20,23 +15,14 @@ from pinnace.controllers.nodelifecycle import (
     eviction_time,
     tolerates,
 )
-from pinnace.simulate import HEARTBEAT_ANNOTATION, NodeSimulator
+from pinnace.simulate import HEARTBEAT_ANNOTATION
+from tests.support.cluster import Cluster, running
+from tests.support.waiting import eventually, get_or_none
 
 PODS = "/api/v1/namespaces/default/pods"
 NODES = "/api/v1/nodes"
 MERGE = "application/merge-patch+json"
 GRACE = 1.5
-
-
-async def eventually(fn: Callable[[], Awaitable[Any]], ok: Callable[[Any], bool], timeout: float = 10) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await fn()
-        if ok(value):
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met; last value: {value!r}")
-        await asyncio.sleep(0.05)
 
 
 def pod(name: str, node: str, tolerations: list[dict]) -> dict:
@@ -59,35 +45,14 @@ def ready(node: dict) -> dict:
     return next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
 
 
-@contextlib.asynccontextmanager
-async def controller(api, **sim: Any) -> AsyncIterator[NodeSimulator]:
-    simulator = NodeSimulator(kubeconfig=api.kubeconfig, start_delay=0.05, lease_interval=0.3,
-                              **{"count": 2, **sim})
-    await simulator.start()
-    client = RestClient.from_kubeconfig(api.kubeconfig)
-    factory = SharedInformerFactory(client)
-    recorder = EventRecorder(client, "node-controller")
-    ctrl = NodeLifecycleController(client, factory, recorder, node_monitor_grace_period=GRACE, monitor_period=0.2)
-    recorder.start()
-    factory.start()
-    ctrl.start()
-    try:
-        yield simulator
-    finally:
-        await ctrl.stop()
-        await recorder.stop()
-        await factory.stop()
-        await simulator.stop()
-        await client.close()
-
-
-async def get(api, path: str) -> Any:
-    status, body = await api.call("GET", path)
-    return body if status == 200 else None
+def controller(api) -> AbstractAsyncContextManager[Cluster]:
+    return running(api, nodes=2, scheduler=False, component="node-controller", simulator_kwargs={"lease_interval": 0.3},
+                   controllers=[lambda c, f, r: NodeLifecycleController(c, f, r, node_monitor_grace_period=GRACE,
+                                                                         monitor_period=0.2)])
 
 
 async def events(api, reason: str) -> list[dict]:
-    return (await get(api, f"/api/v1/namespaces/default/events?fieldSelector=reason%3D{reason}"))["items"]
+    return (await get_or_none(api, f"/api/v1/namespaces/default/events?fieldSelector=reason%3D{reason}"))["items"]
 
 
 async def test_silent_node_goes_unknown_is_tainted_and_pods_evicted(api):
@@ -96,17 +61,18 @@ async def test_silent_node_goes_unknown_is_tainted_and_pods_evicted(api):
                           ("defaulted", [])):
             assert (await api.call("POST", PODS, pod(name, "sim-node-0", tol)))[0] == 201
         for name in ("doomed", "patient"):
-            await eventually(lambda n=name: get(api, f"{PODS}/{n}"), lambda p: p["status"].get("phase") == "Running")
+            await eventually(lambda n=name: get_or_none(api, f"{PODS}/{n}"),
+                             lambda p: p["status"].get("phase") == "Running")
 
         # The lease alone keeps a node alive: the simulator posts status only every 60 s.
         await asyncio.sleep(GRACE + 0.5)
-        node = await get(api, f"{NODES}/sim-node-0")
+        node = await get_or_none(api, f"{NODES}/sim-node-0")
         assert ready(node)["status"] == "True"
         assert not any(k.startswith("node.kubernetes.io/") for k, _ in taints(node))
 
         await api.call("PATCH", f"{NODES}/sim-node-0", {"metadata": {"annotations": {HEARTBEAT_ANNOTATION: "stop"}}},
                        content_type=MERGE)
-        node = await eventually(lambda: get(api, f"{NODES}/sim-node-0"),
+        node = await eventually(lambda: get_or_none(api, f"{NODES}/sim-node-0"),
                                 lambda n: (TAINT_UNREACHABLE, "NoExecute") in taints(n), timeout=GRACE + 5)
         tainted_at = time.monotonic()
         cond = ready(node)
@@ -117,20 +83,20 @@ async def test_silent_node_goes_unknown_is_tainted_and_pods_evicted(api):
         assert taints(node)[(TAINT_UNREACHABLE, "NoExecute")]["timeAdded"]
         assert (TAINT_UNREACHABLE, "NoSchedule") in taints(node)
         # The other node keeps renewing its lease: untouched.
-        assert ready(await get(api, f"{NODES}/sim-node-1"))["status"] == "True"
+        assert ready(await get_or_none(api, f"{NODES}/sim-node-1"))["status"] == "True"
 
-        patient = await get(api, f"{PODS}/patient")
+        patient = await get_or_none(api, f"{PODS}/patient")
         assert not patient["metadata"].get("deletionTimestamp"), "evicted before tolerationSeconds"
         # Tolerated for 0 s: deleted at once (graceful: the silent kubelet cannot finish it, so it lingers).
-        doomed = await eventually(lambda: get(api, f"{PODS}/doomed"),
+        doomed = await eventually(lambda: get_or_none(api, f"{PODS}/doomed"),
                                   lambda p: p is None or p["metadata"].get("deletionTimestamp"), timeout=3)
         assert {"type": "DisruptionTarget", "reason": "DeletionByTaintManager"}.items() <= next(
             c for c in doomed["status"]["conditions"] if c["type"] == "DisruptionTarget").items()
-        patient = await eventually(lambda: get(api, f"{PODS}/patient"),
+        patient = await eventually(lambda: get_or_none(api, f"{PODS}/patient"),
                                    lambda p: p is None or p["metadata"].get("deletionTimestamp"), timeout=5)
         assert time.monotonic() - tainted_at > 1.4  # 2 s from timeAdded; we saw the taint a little late
         for name in ("forever", "defaulted"):  # no tolerationSeconds / the default 300 s
-            assert not (await get(api, f"{PODS}/{name}"))["metadata"].get("deletionTimestamp")
+            assert not (await get_or_none(api, f"{PODS}/{name}"))["metadata"].get("deletionTimestamp")
 
         evicted = await eventually(lambda: events(api, "TaintManagerEviction"), lambda e: len(e) >= 2)
         assert {e["message"] for e in evicted} == {"Marking for deletion Pod default/doomed",
@@ -141,28 +107,28 @@ async def test_silent_node_goes_unknown_is_tainted_and_pods_evicted(api):
         # The kubelet comes back: Ready again, taints gone.
         await api.call("PATCH", f"{NODES}/sim-node-0", {"metadata": {"annotations": {HEARTBEAT_ANNOTATION: None}}},
                        content_type=MERGE)
-        node = await eventually(lambda: get(api, f"{NODES}/sim-node-0"),
+        node = await eventually(lambda: get_or_none(api, f"{NODES}/sim-node-0"),
                                 lambda n: ready(n)["status"] == "True" and not taints(n))
         # ... and finishes the graceful deletions it missed.
-        await eventually(lambda: get(api, f"{PODS}/doomed"), lambda p: p is None)
-        assert (await get(api, f"{PODS}/forever"))["status"]["phase"] == "Running"
+        await eventually(lambda: get_or_none(api, f"{PODS}/doomed"), lambda p: p is None)
+        assert (await get_or_none(api, f"{PODS}/forever"))["status"]["phase"] == "Running"
 
 
 async def test_cordon_and_not_ready_taints(api):
     async with controller(api):
         await api.call("PATCH", f"{NODES}/sim-node-1", {"spec": {"unschedulable": True}}, content_type=MERGE)
-        await eventually(lambda: get(api, f"{NODES}/sim-node-1"),
+        await eventually(lambda: get_or_none(api, f"{NODES}/sim-node-1"),
                          lambda n: taints(n).get((TAINT_UNSCHEDULABLE, "NoSchedule")) == {
                              "key": TAINT_UNSCHEDULABLE, "effect": "NoSchedule"})
         await api.call("PATCH", f"{NODES}/sim-node-1", {"spec": {"unschedulable": False}}, content_type=MERGE)
-        await eventually(lambda: get(api, f"{NODES}/sim-node-1"), lambda n: not taints(n))
+        await eventually(lambda: get_or_none(api, f"{NODES}/sim-node-1"), lambda n: not taints(n))
 
         # A kubelet reporting Ready False (heartbeat fresh): not-ready taints, not unreachable.
-        node = await get(api, f"{NODES}/sim-node-0")
+        node = await get_or_none(api, f"{NODES}/sim-node-0")
         conds = [({**c, "status": "False", "reason": "KubeletNotReady", "message": "PLEG is not healthy"}
                   if c["type"] == "Ready" else c) for c in node["status"]["conditions"]]
         await api.call("PATCH", f"{NODES}/sim-node-0/status", {"status": {"conditions": conds}}, content_type=MERGE)
-        node = await eventually(lambda: get(api, f"{NODES}/sim-node-0"),
+        node = await eventually(lambda: get_or_none(api, f"{NODES}/sim-node-0"),
                                 lambda n: (TAINT_NOT_READY, "NoExecute") in taints(n))
         assert set(taints(node)) == {(TAINT_NOT_READY, "NoExecute"), (TAINT_NOT_READY, "NoSchedule")}
         # Other taints are not ours to touch.
@@ -171,7 +137,7 @@ async def test_cordon_and_not_ready_taints(api):
         conds = [({**c, "status": "True", "reason": "KubeletReady", "message": "ok"}
                   if c["type"] == "Ready" else c) for c in node["status"]["conditions"]]
         await api.call("PATCH", f"{NODES}/sim-node-0/status", {"status": {"conditions": conds}}, content_type=MERGE)
-        node = await eventually(lambda: get(api, f"{NODES}/sim-node-0"),
+        node = await eventually(lambda: get_or_none(api, f"{NODES}/sim-node-0"),
                                 lambda n: set(taints(n)) == {("example.com/dedicated", "NoSchedule")})
 
 
@@ -180,15 +146,16 @@ async def test_foreign_no_execute_taint_evicts_untolerating_pods(api):
         tol = [{"key": "example.com/maintenance", "operator": "Exists"}]
         for name, tols in (("plain", []), ("tolerant", tol)):
             await api.call("POST", PODS, pod(name, "sim-node-1", tols))
-            await eventually(lambda n=name: get(api, f"{PODS}/{n}"), lambda p: p["status"].get("phase") == "Running")
+            await eventually(lambda n=name: get_or_none(api, f"{PODS}/{n}"),
+                             lambda p: p["status"].get("phase") == "Running")
         await api.call("PATCH", f"{NODES}/sim-node-1", {"spec": {"taints": [
             {"key": "example.com/maintenance", "effect": "NoExecute"}]}}, content_type=MERGE)
         # The node is alive, so its kubelet finishes the graceful deletion: the pod goes away.
-        await eventually(lambda: get(api, f"{PODS}/plain"), lambda p: p is None)
+        await eventually(lambda: get_or_none(api, f"{PODS}/plain"), lambda p: p is None)
         await asyncio.sleep(0.5)
-        tolerant = await get(api, f"{PODS}/tolerant")
+        tolerant = await get_or_none(api, f"{PODS}/tolerant")
         assert not tolerant["metadata"].get("deletionTimestamp")
-        node = await get(api, f"{NODES}/sim-node-1")
+        node = await get_or_none(api, f"{NODES}/sim-node-1")
         assert set(taints(node)) == {("example.com/maintenance", "NoExecute")}  # not ours: left alone
 
 

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+import functools
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from pinnace.client.events import EventRecorder
-from pinnace.client.informer import SharedInformerFactory
 from pinnace.client.rest import RestClient
 from pinnace.controllers.replicaset import ReplicaSetController
-from pinnace.scheduler.scheduler import Scheduler
-from pinnace.simulate import READY, NodeSimulator
+from pinnace.simulate import READY
+from tests.support import cluster as shared
+from tests.support import waiting
 
 NS = "default"
 RS_PATH = f"/apis/apps/v1/namespaces/{NS}/replicasets"
@@ -36,23 +37,22 @@ def replicaset(name: str, replicas: int, labels: dict[str, str] | None = None, *
                                       "requests": {"cpu": "10m", "memory": "16Mi"}}}]}}}}
 
 
-async def eventually(fn: Callable[[], Awaitable[Any]], ok: Callable[[Any], bool], timeout: float = 15) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await fn()
-        if ok(value):
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met; last value: {value!r}")
-        await asyncio.sleep(0.05)
+# Creating and scaling replicas takes a while: a longer wait than the shared default.
+eventually = functools.partial(waiting.eventually, timeout=15)
 
 
 @dataclass
 class Cluster:
     api: Any
-    client: RestClient
-    controller: ReplicaSetController
-    scheduler_task: asyncio.Task[None]
+    running: shared.Cluster
+
+    @property
+    def client(self) -> RestClient:
+        return self.running.client
+
+    @property
+    def controller(self) -> ReplicaSetController:
+        return self.running.controllers[0]
 
     async def rs(self, name: str) -> dict:
         return (await self.api.call("GET", f"{RS_PATH}/{name}"))[1]
@@ -69,7 +69,7 @@ class Cluster:
         assert status == 200, body
 
     async def wait_status(self, name: str, ok: Callable[[dict], bool], timeout: float = 15) -> dict:
-        rs = await eventually(lambda: self.rs(name), lambda r: ok(r.get("status") or {}), timeout)
+        rs = await eventually(lambda: self.rs(name), lambda r: ok(r.get("status") or {}), timeout=timeout)
         return rs["status"]
 
     async def wait_running(self, selector: str, n: int) -> list[dict]:
@@ -77,9 +77,7 @@ class Cluster:
                                 lambda ps: len(ps) == n and all(p["status"].get("phase") == "Running" for p in ps))
 
     async def stop_scheduler(self) -> None:
-        self.scheduler_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.scheduler_task
+        await self.running.stop_scheduler()
 
 
 class LaggingWatchClient(RestClient):
@@ -119,31 +117,16 @@ class LaggingWatchClient(RestClient):
 
 @contextlib.asynccontextmanager
 async def cluster(api, scheduler: bool = True, pod_watch_lag: float = 0.0) -> AsyncIterator[Cluster]:
-    simulator = NodeSimulator(kubeconfig=api.kubeconfig, count=3, cpu="4", start_delay=0.05)
-    await simulator.start()
-    client = LaggingWatchClient.from_kubeconfig(api.kubeconfig)
-    assert isinstance(client, LaggingWatchClient)
-    client.lag = pod_watch_lag
-    sched_client = RestClient.from_kubeconfig(api.kubeconfig)
-    factory = SharedInformerFactory(client)
-    recorder = EventRecorder(client, "replicaset-controller")
-    recorder.start()
-    controller = ReplicaSetController(client, factory, recorder)
-    factory.start()
-    controller.start()
-    task = asyncio.create_task(Scheduler(sched_client, seed=7).run() if scheduler else asyncio.sleep(0))
-    try:
-        yield Cluster(api, client, controller, task)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await controller.stop()
-        await recorder.stop()
-        await factory.stop()
-        await simulator.stop()
-        await client.close()
-        await sched_client.close()
+    def make_client(kubeconfig: Path) -> RestClient:
+        client = LaggingWatchClient.from_kubeconfig(kubeconfig)
+        assert isinstance(client, LaggingWatchClient)
+        client.lag = pod_watch_lag
+        return client
+
+    async with shared.running(api, controllers=(ReplicaSetController,), scheduler=scheduler,
+                              component="replicaset-controller", simulator_kwargs={"cpu": "4"},
+                              make_client=make_client) as c:
+        yield Cluster(api, c)
 
 
 async def test_replicas_are_created_run_and_are_reported_ready(api):

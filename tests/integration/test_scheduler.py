@@ -7,15 +7,16 @@ Conformance: "Scheduler, resource limits", "Scheduler, node selector matching",
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
 
 from pinnace.client.rest import RestClient
-from pinnace.scheduler.scheduler import Scheduler, run_scheduler
+from pinnace.scheduler.scheduler import run_scheduler
 from pinnace.simulate import NodeSimulator
+from tests.support.cluster import Cluster, running
+from tests.support.waiting import eventually
 
 PODS = "/api/v1/namespaces/default/pods"
 
@@ -24,17 +25,6 @@ def pod(name: str, cpu: str = "100m", **spec: Any) -> dict:
     return {"metadata": {"name": name, "labels": spec.pop("labels", {"app": "t"})},
             "spec": {"containers": [{"name": "c", "image": "busybox",
                                      "resources": {"requests": {"cpu": cpu, "memory": "64Mi"}}}], **spec}}
-
-
-async def eventually(fn: Callable[[], Awaitable[Any]], ok: Callable[[Any], bool], timeout: float = 10) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await fn()
-        if ok(value):
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met; last value: {value!r}")
-        await asyncio.sleep(0.05)
 
 
 async def get_pod(api, name: str) -> dict:
@@ -46,21 +36,9 @@ async def node_of(api, name: str) -> str:
         "nodeName"]
 
 
-@contextlib.asynccontextmanager
-async def cluster(api, **sim: Any) -> AsyncIterator[tuple[NodeSimulator, Scheduler]]:
-    simulator = NodeSimulator(kubeconfig=api.kubeconfig, start_delay=0.05, **{"count": 3, "cpu": "2", **sim})
-    await simulator.start()
-    client = RestClient.from_kubeconfig(api.kubeconfig)
-    scheduler = Scheduler(client, seed=7)
-    task = asyncio.create_task(scheduler.run())
-    try:
-        yield simulator, scheduler
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await simulator.stop()
-        await client.close()
+def cluster(api, count: int = 3, **sim: Any) -> AbstractAsyncContextManager[Cluster]:
+    """Simulated nodes (2 CPUs each unless ``sim`` says otherwise) and the scheduler, no controllers."""
+    return running(api, nodes=count, simulator_kwargs={"cpu": "2", **sim})
 
 
 async def test_pods_are_bound_spread_and_run(api):

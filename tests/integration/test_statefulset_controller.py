@@ -18,20 +18,19 @@ import contextlib
 import copy
 import re
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
 
-from pinnace.client.events import EventRecorder
-from pinnace.client.informer import SharedInformerFactory
 from pinnace.client.rest import RestClient
 from pinnace.controllers import controller_utils as cu
 from pinnace.controllers import history
 from pinnace.controllers.garbagecollector import GarbageCollector
 from pinnace.controllers.statefulset import StatefulSetController
-from pinnace.scheduler.scheduler import Scheduler
-from pinnace.simulate import NodeSimulator
+from tests.support.cluster import Cluster, ControllerFactory, kubectl, running
+from tests.support.waiting import eventually, get_ok
 
 SETS = "/apis/apps/v1/namespaces/default/statefulsets"
 REVS = "/apis/apps/v1/namespaces/default/controllerrevisions"
@@ -58,51 +57,12 @@ def claim_template(name: str = "data") -> dict:
             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}
 
 
-async def eventually(fn: Callable[[], Awaitable[Any]], ok: Callable[[Any], bool], timeout: float = 10) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await fn()
-        if ok(value):
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met; last value: {value!r}")
-        await asyncio.sleep(0.05)
-
-
-@contextlib.asynccontextmanager
-async def cluster(api, gc: bool = False) -> AsyncIterator[RestClient]:
-    simulator = NodeSimulator(kubeconfig=api.kubeconfig, start_delay=0.05, count=2, cpu="8", delete_grace_cap=0.1)
-    await simulator.start()
-    client = RestClient.from_kubeconfig(api.kubeconfig)
-    factory = SharedInformerFactory(client)
-    recorder = EventRecorder(client, "statefulset-controller")
-    recorder.start()
-    controllers: list[Any] = [StatefulSetController(client, factory, recorder)]
+def cluster(api, gc: bool = False) -> AbstractAsyncContextManager[Cluster]:
+    controllers: list[ControllerFactory] = [StatefulSetController]
     if gc:
-        controllers.append(GarbageCollector(client, factory))
-    factory.start()
-    for c in controllers:
-        c.start()
-    scheduler = Scheduler(client, seed=7)
-    task = asyncio.create_task(scheduler.run())
-    try:
-        yield client
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        for c in controllers:
-            await c.stop()
-        await recorder.stop()
-        await factory.stop()
-        await simulator.stop()
-        await client.close()
-
-
-async def get(api, path: str) -> dict:
-    status, body = await api.call("GET", path)
-    assert status == 200, body
-    return body
+        controllers.append(lambda c, f, r: GarbageCollector(c, f))
+    return running(api, nodes=2, controllers=controllers, component="statefulset-controller",
+                   simulator_kwargs={"cpu": "8", "delete_grace_cap": 0.1})
 
 
 async def patch(api, path: str, body: dict) -> dict:
@@ -112,7 +72,7 @@ async def patch(api, path: str, body: dict) -> dict:
 
 
 async def pods_of(api, app: str, live_only: bool = True) -> dict[str, dict]:
-    items = (await get(api, f"{PODS}?labelSelector=app%3D{app}"))["items"]
+    items = (await get_ok(api, f"{PODS}?labelSelector=app%3D{app}"))["items"]
     return {p["metadata"]["name"]: p for p in items if not (live_only and p["metadata"].get("deletionTimestamp"))}
 
 
@@ -129,7 +89,7 @@ def settled(s: dict, replicas: int | None = None) -> bool:
 
 
 async def settled_set(api, name: str, replicas: int | None = None, timeout: float = 10) -> dict:
-    return await eventually(lambda: get(api, f"{SETS}/{name}"), lambda s: settled(s, replicas), timeout)
+    return await eventually(lambda: get_ok(api, f"{SETS}/{name}"), lambda s: settled(s, replicas), timeout)
 
 
 class PodLog:
@@ -179,14 +139,14 @@ class PodLog:
 
 
 async def events_for(api, name: str) -> list[dict]:
-    items = (await get(api, EVENTS))["items"]
+    items = (await get_ok(api, EVENTS))["items"]
     return [e for e in items if e["involvedObject"]["name"] == name and e["involvedObject"]["kind"] == "StatefulSet"]
 
 
 async def test_ordered_ready_scales_up_in_order_and_down_in_reverse(api):
     """"StatefulSet, Scaling": pods are created 0, 1, 2, each only once its predecessor is
     Running and Ready, and removed 2, 1, 0, each only after its successor is gone."""
-    async with cluster(api) as client, PodLog(client, "web") as log:
+    async with cluster(api) as c, PodLog(c.client, "web") as log:
         # A short start delay makes "created before the predecessor was ready" observable.
         status, created = await api.call("POST", SETS, sts("web", 3, annotations={"sim.pinnace.io/start-delay": "0.3"}))
         assert status == 201, created
@@ -212,7 +172,7 @@ async def test_ordered_ready_scales_up_in_order_and_down_in_reverse(api):
                            "uid": s["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
 
         # The revision: owned by the set, found by its selector, holding the template patch.
-        revs = (await get(api, f"{REVS}?labelSelector=app%3Dweb"))["items"]
+        revs = (await get_ok(api, f"{REVS}?labelSelector=app%3Dweb"))["items"]
         [rev] = revs
         assert rev["metadata"]["name"] == st["updateRevision"] and rev["revision"] == 1
         assert rev["metadata"]["labels"][history.HASH_LABEL] == rev["metadata"]["name"].rsplit("-", 1)[1]
@@ -246,7 +206,7 @@ async def test_ordered_ready_halts_on_unready_pod_while_parallel_bursts(api):
         await asyncio.sleep(0.3)  # a few more chances to (wrongly) go on
         ordered = await pods_of(api, "ord")
         assert sorted(ordered) == ["ord-0"]
-        s = await get(api, f"{SETS}/ord")
+        s = await get_ok(api, f"{SETS}/ord")
         assert s["status"]["replicas"] == 1 and s["status"]["readyReplicas"] == 0
 
         # spec.ordinals.start shifts the ordinals (and names, and index labels).
@@ -268,7 +228,7 @@ async def test_claims_per_ordinal_retained_by_default_and_deleted_when_scaled(ap
         await settled_set(api, "db", 2)
         pods = await pods_of(api, "db")
         for i in range(2):
-            pvc = await get(api, f"{PVCS}/data-db-{i}")
+            pvc = await get_ok(api, f"{PVCS}/data-db-{i}")
             assert pvc["metadata"]["labels"] == {"app": "db"}
             assert not pvc["metadata"].get("ownerReferences")  # Retain/Retain: nobody owns it
             assert int(pvc["metadata"]["resourceVersion"]) < int(pods[f"db-{i}"]["metadata"]["resourceVersion"])
@@ -277,25 +237,25 @@ async def test_claims_per_ordinal_retained_by_default_and_deleted_when_scaled(ap
         await patch(api, f"{SETS}/db", {"spec": {"replicas": 1}})
         await settled_set(api, "db", 1)
         await eventually(lambda: pods_of(api, "db", live_only=False), lambda ps: sorted(ps) == ["db-0"])
-        await get(api, f"{PVCS}/data-db-1")  # retained
+        await get_ok(api, f"{PVCS}/data-db-1")  # retained
         # Scaling back up reuses the retained claim.
         await patch(api, f"{SETS}/db", {"spec": {"replicas": 2}})
         await settled_set(api, "db", 2)
-        assert (await get(api, f"{PVCS}/data-db-1"))["metadata"]["uid"] == pvc["metadata"]["uid"]
+        assert (await get_ok(api, f"{PVCS}/data-db-1"))["metadata"]["uid"] == pvc["metadata"]["uid"]
 
         policy = {"whenDeleted": "Delete", "whenScaled": "Delete"}
         await api.call("POST", SETS, sts("eph", 2, volumeClaimTemplates=[claim_template()],
                                          persistentVolumeClaimRetentionPolicy=policy))
         s = await settled_set(api, "eph", 2)
         # whenDeleted: Delete -> the set owns its claims (the GC takes them with it).
-        pvc = await eventually(lambda: get(api, f"{PVCS}/data-eph-1"),
+        pvc = await eventually(lambda: get_ok(api, f"{PVCS}/data-eph-1"),
                                lambda c: bool(c["metadata"].get("ownerReferences")))
         assert [r["uid"] for r in pvc["metadata"]["ownerReferences"]] == [s["metadata"]["uid"]]
         assert not pvc["metadata"]["ownerReferences"][0].get("controller")
         await patch(api, f"{SETS}/eph", {"spec": {"replicas": 1}})
 
         async def claim_names() -> list[str]:
-            items = (await get(api, f"{PVCS}?labelSelector=app%3Deph"))["items"]
+            items = (await get_ok(api, f"{PVCS}?labelSelector=app%3Deph"))["items"]
             return sorted(c["metadata"]["name"] for c in items if not c["metadata"].get("deletionTimestamp"))
         assert await eventually(claim_names, lambda names: names == ["data-eph-0"]) == ["data-eph-0"]
         await settled_set(api, "eph", 1)
@@ -304,13 +264,13 @@ async def test_claims_per_ordinal_retained_by_default_and_deleted_when_scaled(ap
         # (owned by the old pod) to be collected, then gets a fresh one owned by the set.
         await patch(api, f"{SETS}/eph", {"spec": {"replicas": 2}})
         await settled_set(api, "eph", 2)
-        old = await get(api, f"{PVCS}/data-eph-1")
+        old = await get_ok(api, f"{PVCS}/data-eph-1")
         await patch(api, f"{SETS}/eph", {"spec": {"replicas": 1}})
         await eventually(lambda: pods_of(api, "eph", live_only=False),
                          lambda ps: "eph-1" not in ps or bool(ps["eph-1"]["metadata"].get("deletionTimestamp")))
         await patch(api, f"{SETS}/eph", {"spec": {"replicas": 2}})
         await settled_set(api, "eph", 2)
-        new = await eventually(lambda: get(api, f"{PVCS}/data-eph-1"),
+        new = await eventually(lambda: get_ok(api, f"{PVCS}/data-eph-1"),
                                lambda c: [r["uid"] for r in c["metadata"].get("ownerReferences") or ()]
                                == [s["metadata"]["uid"]])
         assert new["metadata"]["uid"] != old["metadata"]["uid"]
@@ -322,12 +282,12 @@ async def test_rolling_update_with_partition_then_finish(api):
     """"StatefulSet, Rolling Update with Partition": only ordinals >= partition move to the
     update revision (a deleted lower pod comes back at the current one); lowering the
     partition finishes the update highest ordinal first; then current == update."""
-    async with cluster(api) as client:
+    async with cluster(api) as c:
         await api.call("POST", SETS, sts("pt", 3, updateStrategy={"type": "RollingUpdate",
                                                                  "rollingUpdate": {"partition": 2}}))
         s0 = await settled_set(api, "pt", 3)
         rev1 = s0["status"]["currentRevision"]
-        async with PodLog(client, "pt") as log:
+        async with PodLog(c.client, "pt") as log:
             await patch(api, f"{SETS}/pt", {"spec": {"template": {"spec": {"containers": [
                 {"name": "c", "image": "nginx:2", "resources": {"requests": {"cpu": "10m"}}}]}}}})
 
@@ -336,7 +296,7 @@ async def test_rolling_update_with_partition_then_finish(api):
                 return (st.get("updateRevision") not in (None, rev1) and st.get("updatedReplicas") == 1
                         and st.get("readyReplicas") == 3
                         and st.get("observedGeneration") == s["metadata"]["generation"])
-            s = await eventually(lambda: get(api, f"{SETS}/pt"), canary_done)
+            s = await eventually(lambda: get_ok(api, f"{SETS}/pt"), canary_done)
             rev2 = s["status"]["updateRevision"]
             assert s["status"]["currentRevision"] == rev1 and s["status"]["currentReplicas"] == 2
             pods = await pods_of(api, "pt")
@@ -370,7 +330,7 @@ async def test_rolling_update_with_partition_then_finish(api):
             assert not any(e[1] == "pt-2" and e[0] == "DELETED" for e in tail)  # already updated: untouched
 
         # Two revisions, both owned; the newest is revision 2.
-        items = history.sort_revisions((await get(api, f"{REVS}?labelSelector=app%3Dpt"))["items"])
+        items = history.sort_revisions((await get_ok(api, f"{REVS}?labelSelector=app%3Dpt"))["items"])
         assert [r["metadata"]["name"] for r in items] == [rev1, rev2] and [r["revision"] for r in items] == [1, 2]
 
 
@@ -383,14 +343,14 @@ async def test_on_delete_updates_only_recreated_pods(api):
         rev1 = s["status"]["currentRevision"]
         before = await pods_of(api, "od")
         await patch(api, f"{SETS}/od", {"spec": {"template": {"metadata": {"labels": {"app": "od", "v": "2"}}}}})
-        s = await eventually(lambda: get(api, f"{SETS}/od"),
+        s = await eventually(lambda: get_ok(api, f"{SETS}/od"),
                              lambda s: s["status"].get("updateRevision") not in (None, rev1))
         rev2 = s["status"]["updateRevision"]
         await asyncio.sleep(0.3)
         pods = await pods_of(api, "od")
         assert {n: p["metadata"]["uid"] for n, p in pods.items()} == {
             n: p["metadata"]["uid"] for n, p in before.items()}
-        s = await get(api, f"{SETS}/od")
+        s = await get_ok(api, f"{SETS}/od")
         assert s["status"]["currentRevision"] == rev1 and s["status"]["updatedReplicas"] == 0
 
         await api.call("DELETE", f"{PODS}/od-1")
@@ -400,7 +360,7 @@ async def test_on_delete_updates_only_recreated_pods(api):
         assert pods["od-1"]["metadata"]["labels"]["controller-revision-hash"] == rev2
         assert pods["od-1"]["metadata"]["labels"]["v"] == "2"
         assert pods["od-0"]["metadata"]["labels"]["controller-revision-hash"] == rev1
-        s = await eventually(lambda: get(api, f"{SETS}/od"), lambda s: s["status"].get("updatedReplicas") == 1)
+        s = await eventually(lambda: get_ok(api, f"{SETS}/od"), lambda s: s["status"].get("updatedReplicas") == 1)
         # OnDelete never declares the update complete on its own.
         assert s["status"]["currentRevision"] == rev1 and s["status"]["currentReplicas"] == 1
 
@@ -433,22 +393,9 @@ async def test_failed_pod_is_recreated_and_rollback_reuses_revision(api):
         await patch(api, f"{SETS}/rb", image)
         s = await settled_set(api, "rb", 2)
         assert s["status"]["currentRevision"] == rev1  # the same revision, not a new one
-        items = history.sort_revisions((await get(api, f"{REVS}?labelSelector=app%3Drb"))["items"])
+        items = history.sort_revisions((await get_ok(api, f"{REVS}?labelSelector=app%3Drb"))["items"])
         # revisionHistoryLimit 1: the live revision plus one old one.
         assert [(r["metadata"]["name"], r["revision"]) for r in items] == [(rev2, 2), (rev1, 3)]
-
-
-async def kubectl(api, *args: str, timeout: float = 30) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        "kubectl", f"--kubeconfig={api.kubeconfig}", *args, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT)
-    try:
-        async with asyncio.timeout(timeout):
-            out, _ = await proc.communicate()
-    except TimeoutError:
-        proc.kill()
-        raise
-    return proc.returncode or 0, out.decode()
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
@@ -460,7 +407,7 @@ async def test_kubectl_rollout_status_history_undo(api):
         await api.call("POST", SETS, sts("kc", 2))
         rc, out = await kubectl(api, "rollout", "status", "statefulset/kc", "--timeout=10s")
         assert rc == 0 and "partitioned roll out complete: 2 new pods have been updated" in out, out
-        s = await get(api, f"{SETS}/kc")
+        s = await get_ok(api, f"{SETS}/kc")
         rev1 = s["status"]["currentRevision"]
 
         rc, out = await kubectl(api, "set", "image", "statefulset/kc", "c=nginx:2")
@@ -505,7 +452,7 @@ async def test_rolling_update_max_unavailable(api):
     """RollingUpdate ``maxUnavailable: 2`` replaces two pods at a time (never more), where
     the default replaces one at a time."""
     slow = {"sim.pinnace.io/start-delay": "0.2"}
-    async with cluster(api) as client:
+    async with cluster(api) as c:
         await api.call("POST", SETS, sts("mu", 4, annotations=slow, updateStrategy={
             "type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 2}}))
         await api.call("POST", SETS, sts("one", 3, annotations=slow))
@@ -513,7 +460,7 @@ async def test_rolling_update_max_unavailable(api):
         await settled_set(api, "one", 3)
         new_image = {"spec": {"template": {"spec": {"containers": [
             {"name": "c", "image": "nginx:2", "resources": {"requests": {"cpu": "10m"}}}]}}}}
-        async with PodLog(client, "mu") as mu_log, PodLog(client, "one") as one_log:
+        async with PodLog(c.client, "mu") as mu_log, PodLog(c.client, "one") as one_log:
             await patch(api, f"{SETS}/mu", new_image)
             await patch(api, f"{SETS}/one", new_image)
             await settled_set(api, "mu", 4)
