@@ -12,31 +12,20 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.support.kubectl import Kubectl, kubectl_versions
 from tests.support.server import run_server, stop_process
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif("default" not in kubectl_versions(), reason="kubectl not installed")]
 
 LEASE = ["--leader-elect-lease-duration=2s", "--leader-elect-renew-deadline=1500ms",
          "--leader-elect-retry-period=300ms"]
-
-
-def eventually(fn: Callable[[], Any], ok: Callable[[Any], bool], timeout: float = 30, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if ok(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what or 'condition'} not met within {timeout}s; last value: {value!r}")
-        time.sleep(0.2)
 
 
 def start(kubeconfig: Path, name: str, *args: str) -> subprocess.Popen:
@@ -67,7 +56,7 @@ def test_standby_takes_over_after_the_leader_is_killed(cluster):
     leader = start(kubeconfig, "cm-a", "controller-manager", *LEASE)
     standby = None
     try:
-        first = eventually(lambda: holder(k), bool, what="a leader")
+        first = wait_until(lambda: holder(k), bool, what="a leader")
         standby = start(kubeconfig, "cm-b", "controller-manager", *LEASE)
         k("create", "deployment", "web", "--image=nginx:1", "--replicas=2")
         out = k("rollout", "status", "deployment/web", "--timeout=60s", timeout=90)
@@ -78,7 +67,7 @@ def test_standby_takes_over_after_the_leader_is_killed(cluster):
         leader.wait()
         killed_at = time.monotonic()
         k("scale", "deployment/web", "--replicas=4")
-        second = eventually(lambda: holder(k), lambda h: h and h != first, timeout=20, what="the standby leads")
+        second = wait_until(lambda: holder(k), lambda h: h and h != first, timeout=20, what="the standby leads")
         took_over_after = time.monotonic() - killed_at
         out = k("rollout", "status", "deployment/web", "--timeout=60s", timeout=90)
         assert "successfully rolled out" in out

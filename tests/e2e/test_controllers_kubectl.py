@@ -15,14 +15,13 @@ Conformance: "Deployment should run the lifecycle of a Deployment",
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
 from tests.support.kubectl import Kubectl, kubectl_versions
 from tests.support.server import run_server
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif("default" not in kubectl_versions(), reason="kubectl not installed")]
@@ -30,23 +29,12 @@ pytestmark = [pytest.mark.slow,
 GRACE = 2  # --node-monitor-grace-period of the server under test
 
 
-def eventually(fn: Callable[[], Any], ok: Callable[[Any], bool], timeout: float = 30, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if ok(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what or 'condition'} not met within {timeout}s; last value: {value!r}")
-        time.sleep(0.2)
-
-
 @pytest.fixture(scope="module")
 def kubectl(tmp_path_factory) -> Iterator[Kubectl]:
     data = tmp_path_factory.mktemp("controllers-e2e")
     with run_server(data, "--simulate-nodes", "3", "--node-monitor-grace-period", str(GRACE)) as server:
         k = Kubectl(kubectl_versions()["default"], server.kubeconfig)
-        eventually(lambda: k.json("get", "nodes")["items"], lambda n: len(n) == 3, what="3 simulated nodes")
+        wait_until(lambda: k.json("get", "nodes")["items"], lambda n: len(n) == 3, what="3 simulated nodes")
         yield k
 
 
@@ -76,11 +64,11 @@ def test_deployment_rollout_scale_set_image_history_undo_restart(kubectl):
     rollout_ok(k, "deployment/web")
     assert len(pods(k, "app=web")) == 5
     k("scale", "deployment/web", "--replicas=2")
-    eventually(lambda: pods(k, "app=web"), lambda p: len(p) == 2, what="scaled down to 2")
+    wait_until(lambda: pods(k, "app=web"), lambda p: len(p) == 2, what="scaled down to 2")
 
     k("set", "image", "deployment/web", "nginx=nginx:1.26")
     rollout_ok(k, "deployment/web")
-    eventually(lambda: pods(k, "app=web"), lambda ps: len(ps) == 2 and all(
+    wait_until(lambda: pods(k, "app=web"), lambda ps: len(ps) == 2 and all(
         p["spec"]["containers"][0]["image"] == "nginx:1.26" for p in ps), what="new image everywhere")
     history = k("rollout", "history", "deployment/web")
     assert [line.split()[0] for line in history.splitlines()[2:] if line.strip()] == ["1", "2"], history
@@ -90,7 +78,7 @@ def test_deployment_rollout_scale_set_image_history_undo_restart(kubectl):
     d = k.json("get", "deployment", "web")
     assert d["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.25"
     assert d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
-    eventually(lambda: pods(k, "app=web"), lambda ps: len(ps) == 2 and all(
+    wait_until(lambda: pods(k, "app=web"), lambda ps: len(ps) == 2 and all(
         p["spec"]["containers"][0]["image"] == "nginx:1.25" for p in ps), what="old image back")
 
     assert "restarted" in k("rollout", "restart", "deployment/web")
@@ -108,7 +96,7 @@ def test_deployment_rollout_scale_set_image_history_undo_restart(kubectl):
     assert ("replicaset-controller", "SuccessfulDelete") in reasons
     assert any(reason == "Scheduled" for _, reason in reasons), reasons
     k("delete", "deployment", "web")
-    eventually(lambda: pods(k, "app=web"), lambda p: not p, what="pods gone with the deployment")
+    wait_until(lambda: pods(k, "app=web"), lambda p: not p, what="pods gone with the deployment")
 
 
 def test_stuck_rollout_reports_deadline_and_undo_recovers(kubectl):
@@ -155,7 +143,7 @@ def test_cascading_delete_orphan_and_foreground(kubectl):
     k("create", "deployment", "orphans", "--image=nginx:1", "--replicas=2")
     rollout_ok(k, "deployment/orphans")
     k("delete", "deployment", "orphans", "--cascade=orphan")
-    rs = eventually(lambda: k.json("get", "rs", "-l", "app=orphans")["items"],
+    rs = wait_until(lambda: k.json("get", "rs", "-l", "app=orphans")["items"],
                     lambda items: len(items) == 1 and not items[0]["metadata"].get("ownerReferences"),
                     what="replica set released")
     assert len(pods(k, "app=orphans")) == 2
@@ -172,7 +160,7 @@ def test_namespace_deletion_removes_everything(kubectl):
     k("create", "deployment", "app", "--image=nginx:1", "--replicas=2", "-n", "doomed")
     k("create", "configmap", "settings", "--from-literal=a=b", "-n", "doomed")
     rollout_ok(k, "deployment/app", "doomed")
-    eventually(lambda: k.json("get", "serviceaccounts", "-n", "doomed")["items"],
+    wait_until(lambda: k.json("get", "serviceaccounts", "-n", "doomed")["items"],
                lambda items: any(sa["metadata"]["name"] == "default" for sa in items), what="default SA")
     k("delete", "namespace", "doomed", "--timeout=60s", timeout=90)
     proc = k.run("get", "namespace", "doomed", check=False)
@@ -194,18 +182,18 @@ def test_silent_node_is_tainted_and_its_pods_move(kubectl):
     victim = pods(k, "app=movers")[0]["spec"]["nodeName"]
     k("annotate", "node", victim, "sim.pinnace.io/heartbeat=stop")
     try:
-        node = eventually(lambda: k.json("get", "node", victim), lambda n: any(
+        node = wait_until(lambda: k.json("get", "node", victim), lambda n: any(
             t["key"] == "node.kubernetes.io/unreachable" and t["effect"] == "NoExecute"
             for t in n["spec"].get("taints") or []), timeout=GRACE + 10, what="unreachable taint")
         ready = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
         assert ready["status"] == "Unknown"
         # Evicted after tolerationSeconds, replaced on the healthy nodes.
-        eventually(lambda: pods(k, "app=movers"), lambda ps: len(ps) == 6 and all(
+        wait_until(lambda: pods(k, "app=movers"), lambda ps: len(ps) == 6 and all(
             p["spec"].get("nodeName") not in (None, victim) and running_ready(p) for p in ps),
             timeout=GRACE + 1 + 20, what="all replicas on healthy nodes")
         assert "TaintManagerEviction" in {e["reason"] for e in k.json("get", "events")["items"]}
     finally:
         k("annotate", "node", victim, "sim.pinnace.io/heartbeat-")
-    eventually(lambda: k.json("get", "node", victim), lambda n: not n["spec"].get("taints"),
+    wait_until(lambda: k.json("get", "node", victim), lambda n: not n["spec"].get("taints"),
                what="taints removed once the node is back")
     k("delete", "deployment", "movers")

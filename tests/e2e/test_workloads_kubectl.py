@@ -12,28 +12,16 @@ an eviction until the PDB is updated to allow it".
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
 from tests.support.kubectl import Kubectl, kubectl_versions
 from tests.support.server import run_server
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif("default" not in kubectl_versions(), reason="kubectl not installed")]
-
-
-def eventually(fn: Callable[[], Any], ok: Callable[[Any], bool], timeout: float = 30, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if ok(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what or 'condition'} not met within {timeout}s; last value: {value!r}")
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +29,7 @@ def kubectl(tmp_path_factory) -> Iterator[Kubectl]:
     data = tmp_path_factory.mktemp("workloads-e2e")
     with run_server(data, "--simulate-nodes", "3") as server:
         k = Kubectl(kubectl_versions()["default"], server.kubeconfig)
-        eventually(lambda: k.json("get", "nodes")["items"], lambda n: len(n) == 3, what="3 simulated nodes")
+        wait_until(lambda: k.json("get", "nodes")["items"], lambda n: len(n) == 3, what="3 simulated nodes")
         yield k
 
 
@@ -63,7 +51,7 @@ def test_statefulset_rollout_and_undo(kubectl):
                        "template": template("db")}})
     out = k("rollout", "status", "statefulset/db", "--timeout=60s", timeout=90)
     assert "roll out complete: 3 new pods have been updated" in out, out
-    pods = eventually(lambda: k.json("get", "pods", "-l", "app=db")["items"],
+    pods = wait_until(lambda: k.json("get", "pods", "-l", "app=db")["items"],
                       lambda ps: len(ps) == 3 and all(p["status"].get("phase") == "Running" for p in ps))
     assert sorted(p["metadata"]["name"] for p in pods) == ["db-0", "db-1", "db-2"]
     assert {p["spec"]["hostname"] for p in pods} == {"db-0", "db-1", "db-2"}
@@ -75,7 +63,7 @@ def test_statefulset_rollout_and_undo(kubectl):
                for p in k.json("get", "pods", "-l", "app=db")["items"])
     assert "rolled back" in k("rollout", "undo", "statefulset/db")
     k("rollout", "status", "statefulset/db", "--timeout=60s", timeout=90)
-    eventually(lambda: k.json("get", "pods", "-l", "app=db")["items"], lambda ps: len(ps) == 3 and all(
+    wait_until(lambda: k.json("get", "pods", "-l", "app=db")["items"], lambda ps: len(ps) == 3 and all(
         p["spec"]["containers"][0]["image"] == "busybox" for p in ps), what="template rolled back")
     history = k("rollout", "history", "statefulset/db")
     assert len([line for line in history.splitlines()[2:] if line.strip()]) >= 2, history
@@ -119,13 +107,13 @@ def test_drain_waits_for_the_disruption_budget(kubectl):
     k("rollout", "status", "deployment/guarded", "--timeout=60s", timeout=90)
     apply(k, {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "guarded"},
               "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "guarded"}}}})
-    eventually(lambda: k.json("get", "pdb", "guarded").get("status", {}), lambda s: s.get("disruptionsAllowed") == 1,
+    wait_until(lambda: k.json("get", "pdb", "guarded").get("status", {}), lambda s: s.get("disruptionsAllowed") == 1,
                what="PDB status")
     node = k.json("get", "pods", "-l", "app=guarded")["items"][0]["spec"]["nodeName"]
     try:
         out = k("drain", node, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=60s", timeout=90)
         assert "drained" in out, out
-        pods = eventually(lambda: k.json("get", "pods", "-l", "app=guarded")["items"], lambda ps: len(ps) == 2 and all(
+        pods = wait_until(lambda: k.json("get", "pods", "-l", "app=guarded")["items"], lambda ps: len(ps) == 2 and all(
             p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp") for p in ps),
             what="replacements running")
         assert node not in {p["spec"]["nodeName"] for p in pods}

@@ -12,22 +12,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import shutil
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from pinnace.client.events import EventRecorder
-from pinnace.client.informer import SharedInformerFactory
-from pinnace.client.rest import RestClient
 from pinnace.controllers import controller_utils as cu
 from pinnace.controllers.cronjob import CronJobController
 from pinnace.controllers.job import JobController
-from pinnace.scheduler.scheduler import Scheduler
-from pinnace.simulate import NodeSimulator
+from tests.support.cluster import kubectl, running
+from tests.support.waiting import eventually, get_ok
 
-from .test_job_controller import JOBS, PODS, create, event_reasons, eventually, finished, get, kubectl, patch
+from .test_job_controller import JOBS, NODES, PODS, create, event_reasons, finished, patch
 
 CRONJOBS = "/apis/batch/v1/namespaces/default/cronjobs"
 
@@ -54,32 +52,13 @@ class Clock:
 
 @contextlib.asynccontextmanager
 async def cluster(api) -> AsyncIterator[tuple[CronJobController, Clock]]:
-    simulator = NodeSimulator(kubeconfig=api.kubeconfig, start_delay=0.05, count=2, cpu="8", delete_grace_cap=0.1)
-    await simulator.start()
-    client = RestClient.from_kubeconfig(api.kubeconfig)
-    factory = SharedInformerFactory(client)
-    recorder = EventRecorder(client, "cronjob-controller")
-    recorder.start()
+    """The CronJob controller, on a clock of its own, and the Job controller."""
     clock = Clock()
-    cjc = CronJobController(client, factory, recorder, clock=clock, default_tz=dt.UTC)
-    jc = JobController(client, factory, recorder, backoff_base=0.2)
-    factory.start()
-    cjc.start()
-    jc.start()
-    scheduler = Scheduler(client, seed=7)
-    task = asyncio.create_task(scheduler.run())
-    try:
-        yield cjc, clock
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await cjc.stop()
-        await jc.stop()
-        await recorder.stop()
-        await factory.stop()
-        await simulator.stop()
-        await client.close()
+    controllers = (functools.partial(CronJobController, clock=clock, default_tz=dt.UTC),
+                   functools.partial(JobController, backoff_base=0.2))
+    async with running(api, nodes=2, controllers=controllers, component="cronjob-controller",
+                       simulator_kwargs=NODES) as c:
+        yield c.controllers[0], clock
 
 
 def cronjob(name: str, schedule: str = "* * * * *", *, exit_after: float = 60, exit_code: int = 0,
@@ -96,7 +75,7 @@ def cronjob(name: str, schedule: str = "* * * * *", *, exit_after: float = 60, e
 
 
 async def cron_jobs(api, name: str) -> list[dict]:
-    items = (await get(api, f"{JOBS}?labelSelector=cron%3D{name}"))["items"]
+    items = (await get_ok(api, f"{JOBS}?labelSelector=cron%3D{name}"))["items"]
     return sorted((j for j in items if not j["metadata"].get("deletionTimestamp")),
                   key=lambda j: j["metadata"]["name"])
 
@@ -118,7 +97,7 @@ async def tick(cjc: CronJobController, clock: Clock, name: str) -> dt.datetime:
 
 
 async def finish_pods(api, job_name: str) -> None:
-    for p in (await get(api, f"{PODS}?labelSelector=batch.kubernetes.io%2Fjob-name%3D{job_name}"))["items"]:
+    for p in (await get_ok(api, f"{PODS}?labelSelector=batch.kubernetes.io%2Fjob-name%3D{job_name}"))["items"]:
         if p["status"].get("phase") == "Running":
             await patch(api, f"{PODS}/{p['metadata']['name']}/status", {"status": {"phase": "Succeeded"}})
 
@@ -134,7 +113,7 @@ async def test_forbid_skips_while_the_last_run_runs(api):
         assert j1["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"] == (
             first.astimezone(dt.timezone(dt.timedelta(hours=5, minutes=30))).isoformat())
         assert cu.controller_ref(j1)["uid"] == cj["metadata"]["uid"]
-        status = (await eventually(lambda: get(api, f"{CRONJOBS}/forbid"),
+        status = (await eventually(lambda: get_ok(api, f"{CRONJOBS}/forbid"),
                                    lambda c: len(active_names(c)) == 1))["status"]
         assert status["lastScheduleTime"] == first.strftime("%Y-%m-%dT%H:%M:%SZ")
         assert status["active"][0] | {"resourceVersion": ""} == {
@@ -149,12 +128,12 @@ async def test_forbid_skips_while_the_last_run_runs(api):
         # starting deadline) starts at last.
         async def finish_first() -> dict:
             await finish_pods(api, j1["metadata"]["name"])
-            return await get(api, f"{JOBS}/{j1['metadata']['name']}")
+            return await get_ok(api, f"{JOBS}/{j1['metadata']['name']}")
 
         done1 = await eventually(finish_first, finished("Complete"))
         js = await eventually(lambda: cron_jobs(api, "forbid"), lambda js: len(js) == 2)
         assert js[1]["metadata"]["name"] == f"forbid-{minutes(second)}"
-        c = await eventually(lambda: get(api, f"{CRONJOBS}/forbid"),
+        c = await eventually(lambda: get_ok(api, f"{CRONJOBS}/forbid"),
                              lambda c: [a["name"] for a in c["status"].get("active") or []]
                              == [js[1]["metadata"]["name"]] and c["status"].get("lastSuccessfulTime"))
         assert c["status"]["lastScheduleTime"] == second.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -168,11 +147,11 @@ async def test_replace_replaces_the_running_job(api):
         await create(api, CRONJOBS, cronjob("repl", concurrencyPolicy="Replace"))
         await tick(cjc, clock, "repl")
         [j1] = await eventually(lambda: cron_jobs(api, "repl"), lambda js: len(js) == 1)
-        await eventually(lambda: get(api, f"{CRONJOBS}/repl"), lambda c: c.get("status", {}).get("active"))
+        await eventually(lambda: get_ok(api, f"{CRONJOBS}/repl"), lambda c: c.get("status", {}).get("active"))
         second = await tick(cjc, clock, "repl")
         [j2] = await eventually(lambda: cron_jobs(api, "repl"),
                                 lambda js: [j["metadata"]["name"] for j in js] == [f"repl-{minutes(second)}"])
-        c = await eventually(lambda: get(api, f"{CRONJOBS}/repl"),
+        c = await eventually(lambda: get_ok(api, f"{CRONJOBS}/repl"),
                              lambda c: active_names(c) == [j2["metadata"]["name"]])
         assert c["status"]["active"][0]["uid"] == j2["metadata"]["uid"]
         assert "SuccessfulDelete" in await event_reasons(api, "repl")
@@ -183,9 +162,9 @@ async def test_allow_runs_jobs_concurrently(api):
     async with cluster(api) as (cjc, clock):
         await create(api, CRONJOBS, cronjob("allow"))
         await tick(cjc, clock, "allow")
-        await eventually(lambda: get(api, f"{CRONJOBS}/allow"), lambda c: len(active_names(c)) == 1)
+        await eventually(lambda: get_ok(api, f"{CRONJOBS}/allow"), lambda c: len(active_names(c)) == 1)
         await tick(cjc, clock, "allow")
-        await eventually(lambda: get(api, f"{CRONJOBS}/allow"), lambda c: len(active_names(c)) == 2)
+        await eventually(lambda: get_ok(api, f"{CRONJOBS}/allow"), lambda c: len(active_names(c)) == 2)
         assert len(await cron_jobs(api, "allow")) == 2
 
 
@@ -200,7 +179,7 @@ async def test_history_limits_prune_old_jobs(api):
             cjc.queue.add("default/hist")
             cjc.queue.add("default/histf")
             for name in ("hist", "histf"):
-                await eventually(lambda n=name: get(api, f"{CRONJOBS}/{n}"),
+                await eventually(lambda n=name: get_ok(api, f"{CRONJOBS}/{n}"),
                                  lambda c, b=boundary: c.get("status", {}).get("lastScheduleTime") == b.strftime(
                                      "%Y-%m-%dT%H:%M:%SZ") and not c.get("status", {}).get("active"))
         # Only the newest finished Job of each kind is kept.
@@ -225,7 +204,7 @@ async def test_missed_schedules_start_only_the_most_recent(api):
         # 30 s late is past a 10 s starting deadline: nothing starts.
         await asyncio.sleep(0.5)
         assert await cron_jobs(api, "late") == []
-        assert (await get(api, f"{CRONJOBS}/late")).get("status", {}).get("lastScheduleTime") is None
+        assert (await get_ok(api, f"{CRONJOBS}/late")).get("status", {}).get("lastScheduleTime") is None
 
         # Down for more than 100 schedule times: still one Job, and a warning.
         clock.jump(200 * 60)
@@ -277,7 +256,7 @@ async def test_kubectl_create_job_from_cronjob(api):
         assert rc == 0 and "job.batch/manual-run created" in out, out
         rc, out = await kubectl(api, "wait", "--for=condition=complete", "job/manual-run", "--timeout=20s")
         assert rc == 0 and "condition met" in out, out
-        j = await get(api, f"{JOBS}/manual-run")
+        j = await get_ok(api, f"{JOBS}/manual-run")
         assert cu.controller_ref(j)["uid"] == cj["metadata"]["uid"]
         assert j["metadata"]["annotations"]["cronjob.kubernetes.io/instantiate"] == "manual"
         assert j["metadata"]["labels"]["cron"] == "kc"

@@ -13,22 +13,21 @@ Conformance (/work/shared/reference/conformance.yaml) behaviours covered:
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
 
-from pinnace.client.events import EventRecorder
-from pinnace.client.informer import SharedInformerFactory
 from pinnace.client.rest import RestClient
 from pinnace.controllers import controller_utils as cu
 from pinnace.controllers.garbagecollector import GarbageCollector
 from pinnace.controllers.job import JobController
 from pinnace.controllers.ttlafterfinished import TTLAfterFinishedController
-from pinnace.scheduler.scheduler import Scheduler
-from pinnace.simulate import NodeSimulator
+from tests.support.cluster import Cluster, ControllerFactory, kubectl, running
+from tests.support.waiting import eventually, get_ok, status_of
 
 JOBS = "/apis/batch/v1/namespaces/default/jobs"
 PODS = "/api/v1/namespaces/default/pods"
@@ -49,23 +48,6 @@ def job(name: str, *, exit_after: float | None = 0.2, exit_code: int = 0, annota
                                            "containers": [{"name": "c", "image": "busybox",
                                                            "resources": {"requests": {"cpu": "10m"}}}]}},
                      **spec}}
-
-
-async def eventually(fn: Callable[[], Awaitable[Any]], ok: Callable[[Any], bool], timeout: float = 10) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await fn()
-        if ok(value):
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met; last value: {value!r}")
-        await asyncio.sleep(0.05)
-
-
-async def get(api, path: str) -> dict:
-    status, body = await api.call("GET", path)
-    assert status == 200, body
-    return body
 
 
 async def create(api, path: str, obj: dict) -> dict:
@@ -89,46 +71,28 @@ def finished(ctype: str) -> Callable[[dict], bool]:
 
 
 async def job_pods(api, name: str) -> list[dict]:
-    return (await get(api, f"{PODS}?labelSelector=batch.kubernetes.io%2Fjob-name%3D{name}"))["items"]
+    return (await get_ok(api, f"{PODS}?labelSelector=batch.kubernetes.io%2Fjob-name%3D{name}"))["items"]
 
 
 async def events(api, name: str) -> list[dict]:
-    return [e for e in (await get(api, EVENTS))["items"] if e["involvedObject"]["name"] == name]
+    return [e for e in (await get_ok(api, EVENTS))["items"] if e["involvedObject"]["name"] == name]
 
 
 async def event_reasons(api, name: str) -> list[str]:
     return [e["reason"] for e in await events(api, name)]
 
 
-@contextlib.asynccontextmanager
-async def cluster(api, *, gc: bool = False, backoff_base: float = 0.2) -> AsyncIterator[RestClient]:
-    simulator = NodeSimulator(kubeconfig=api.kubeconfig, start_delay=0.05, count=2, cpu="8", delete_grace_cap=0.1)
-    await simulator.start()
-    client = RestClient.from_kubeconfig(api.kubeconfig)
-    factory = SharedInformerFactory(client)
-    recorder = EventRecorder(client, "job-controller")
-    recorder.start()
-    controllers: list[Any] = [JobController(client, factory, recorder, backoff_base=backoff_base),
-                              TTLAfterFinishedController(client, factory, None)]
+#: Two roomy simulated nodes whose pods go quickly once deleted.
+NODES = {"cpu": "8", "delete_grace_cap": 0.1}
+
+
+def cluster(api, *, gc: bool = False, backoff_base: float = 0.2) -> AbstractAsyncContextManager[Cluster]:
+    """The Job and TTL-after-finished controllers (and, with ``gc``, the garbage collector)."""
+    controllers: list[ControllerFactory] = [functools.partial(JobController, backoff_base=backoff_base),
+                                            lambda c, f, r: TTLAfterFinishedController(c, f, None)]
     if gc:
-        controllers.append(GarbageCollector(client, factory, None, discovery_interval=0.5))
-    factory.start()
-    for c in controllers:
-        c.start()
-    scheduler = Scheduler(client, seed=7)
-    task = asyncio.create_task(scheduler.run())
-    try:
-        yield client
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        for c in controllers:
-            await c.stop()
-        await recorder.stop()
-        await factory.stop()
-        await simulator.stop()
-        await client.close()
+        controllers.append(lambda c, f, r: GarbageCollector(c, f, None, discovery_interval=0.5))
+    return running(api, nodes=2, controllers=controllers, component="job-controller", simulator_kwargs=NODES)
 
 
 class PodCounter:
@@ -158,12 +122,12 @@ class PodCounter:
 async def test_job_runs_to_completion_within_parallelism(api):
     """Conformance "Jobs, completion after task failure" (the counting part): a Job with
     completions 5 and parallelism 2 runs exactly 5 successful pods, never more than 2 at once."""
-    async with cluster(api) as client:
-        rv = (await get(api, PODS))["metadata"]["resourceVersion"]
-        counter = PodCounter(client, "par", rv)
+    async with cluster(api) as c:
+        rv = (await get_ok(api, PODS))["metadata"]["resourceVersion"]
+        counter = PodCounter(c.client, "par", rv)
         try:
             created = await create(api, JOBS, job("par", completions=5, parallelism=2, exit_after=0.3))
-            done = await eventually(lambda: get(api, f"{JOBS}/par"), finished("Complete"))
+            done = await eventually(lambda: get_ok(api, f"{JOBS}/par"), finished("Complete"))
         finally:
             await counter.stop()
         uid = created["metadata"]["uid"]
@@ -196,7 +160,7 @@ async def test_indexed_job_gives_each_pod_an_index(api):
     JOB_COMPLETION_INDEX."""
     async with cluster(api):
         await create(api, JOBS, job("idx", completions=5, parallelism=3, completionMode="Indexed", exit_after=0.3))
-        done = await eventually(lambda: get(api, f"{JOBS}/idx"), finished("Complete"))
+        done = await eventually(lambda: get_ok(api, f"{JOBS}/idx"), finished("Complete"))
         assert done["status"]["completedIndexes"] == "0-4" and done["status"]["succeeded"] == 5
         pods = await job_pods(api, "idx")
         by_index: dict[int, list[dict]] = {}
@@ -218,7 +182,7 @@ async def test_backoff_limit_exceeded_fails_the_job(api):
     failures; then the Job is Failed with reason BackoffLimitExceeded."""
     async with cluster(api):
         await create(api, JOBS, job("bad", backoffLimit=2, exit_after=0.1, exit_code=1))
-        failed = await eventually(lambda: get(api, f"{JOBS}/bad"), finished("Failed"))
+        failed = await eventually(lambda: get_ok(api, f"{JOBS}/bad"), finished("Failed"))
         assert cond(failed, "Failed")["reason"] == "BackoffLimitExceeded"
         assert cond(failed, "Failed")["message"] == "Job has reached the specified backoff limit"
         assert cond(failed, "FailureTarget")["reason"] == "BackoffLimitExceeded"
@@ -241,14 +205,14 @@ async def test_job_recovers_from_a_failed_pod(api):
         await patch(api, f"{PODS}/{victim}/status", {"status": {"phase": "Failed", "containerStatuses": [
             {"name": "c", "image": "busybox", "ready": False, "restartCount": 0, "imageID": "",
              "state": {"terminated": {"exitCode": 1, "reason": "Error"}}}]}})
-        await eventually(lambda: get(api, f"{JOBS}/flaky"), lambda j: j["status"].get("failed") == 1)
+        await eventually(lambda: get_ok(api, f"{JOBS}/flaky"), lambda j: j["status"].get("failed") == 1)
 
         async def finish_running() -> dict:
             # The other pod and the replacement succeed as soon as they run.
             for p in await job_pods(api, "flaky"):
                 if cu.is_pod_active(p) and p["status"].get("phase") == "Running":
                     await patch(api, f"{PODS}/{p['metadata']['name']}/status", {"status": {"phase": "Succeeded"}})
-            return await get(api, f"{JOBS}/flaky")
+            return await get_ok(api, f"{JOBS}/flaky")
 
         done = await eventually(finish_running, finished("Complete"))
         assert done["status"]["succeeded"] == 2 and done["status"]["failed"] == 1
@@ -257,7 +221,7 @@ async def test_job_recovers_from_a_failed_pod(api):
 async def test_active_deadline_fails_the_job_and_deletes_its_pods(api):
     async with cluster(api):
         await create(api, JOBS, job("slow", parallelism=2, completions=4, exit_after=60, activeDeadlineSeconds=1))
-        failed = await eventually(lambda: get(api, f"{JOBS}/slow"), finished("Failed"))
+        failed = await eventually(lambda: get_ok(api, f"{JOBS}/slow"), finished("Failed"))
         assert cond(failed, "Failed")["reason"] == "DeadlineExceeded"
         assert cond(failed, "Failed")["message"] == "Job was active longer than specified deadline"
         status = failed["status"]
@@ -275,7 +239,7 @@ async def test_pod_failure_policy_fail_job_on_exit_code(api):
                                                                "values": [42]}}]}
     async with cluster(api):
         await create(api, JOBS, job("pfp", backoffLimit=6, exit_after=0.1, exit_code=42, podFailurePolicy=policy))
-        failed = await eventually(lambda: get(api, f"{JOBS}/pfp"), finished("Failed"))
+        failed = await eventually(lambda: get_ok(api, f"{JOBS}/pfp"), finished("Failed"))
         [pod] = await job_pods(api, "pfp")
         assert cond(failed, "Failed")["reason"] == "PodFailurePolicy"
         assert cond(failed, "Failed")["message"] == (
@@ -303,13 +267,13 @@ async def test_pod_failure_policy_ignores_disruptions(api):
              "state": {"terminated": {"exitCode": 137, "reason": "Error"}}}]}},
             ctype="application/strategic-merge-patch+json")
         pods = await eventually(lambda: job_pods(api, "evict"), lambda ps: len(ps) == 2)
-        j = await get(api, f"{JOBS}/evict")
+        j = await get_ok(api, f"{JOBS}/evict")
         assert not finished("Failed")(j) and "failed" not in j["status"]
         replacement = next(p for p in pods if p["metadata"]["name"] != name)
-        await eventually(lambda: get(api, f"{PODS}/{replacement['metadata']['name']}"),
+        await eventually(lambda: get_ok(api, f"{PODS}/{replacement['metadata']['name']}"),
                          lambda p: p["status"].get("phase") == "Running")
         await patch(api, f"{PODS}/{replacement['metadata']['name']}/status", {"status": {"phase": "Succeeded"}})
-        done = await eventually(lambda: get(api, f"{JOBS}/evict"), finished("Complete"))
+        done = await eventually(lambda: get_ok(api, f"{JOBS}/evict"), finished("Complete"))
         assert done["status"]["succeeded"] == 1 and "failed" not in done["status"]
 
 
@@ -319,26 +283,26 @@ async def test_suspend_and_resume(api):
     (with a changed template, allowed while suspended) it completes."""
     async with cluster(api):
         await create(api, JOBS, job("sus", suspend=True, parallelism=2, completions=2, exit_after=60))
-        j = await eventually(lambda: get(api, f"{JOBS}/sus"), finished("Suspended"))
+        j = await eventually(lambda: get_ok(api, f"{JOBS}/sus"), finished("Suspended"))
         assert cond(j, "Suspended")["reason"] == "JobSuspended" and "startTime" not in j["status"]
         assert await job_pods(api, "sus") == []
 
         await patch(api, f"{JOBS}/sus", {"spec": {"suspend": False}})
-        j = await eventually(lambda: get(api, f"{JOBS}/sus"),
+        j = await eventually(lambda: get_ok(api, f"{JOBS}/sus"),
                              lambda x: x["status"].get("ready") == 2 and cond(x, "Suspended").get("status") == "False")
         assert cond(j, "Suspended")["reason"] == "JobResumed"
         first_start = j["status"]["startTime"]
 
         await asyncio.sleep(1.0)  # startTime has one-second resolution
         await patch(api, f"{JOBS}/sus", {"spec": {"suspend": True}})
-        j = await eventually(lambda: get(api, f"{JOBS}/sus"),
+        j = await eventually(lambda: get_ok(api, f"{JOBS}/sus"),
                              lambda x: finished("Suspended")(x) and "active" not in x["status"])
         await eventually(lambda: job_pods(api, "sus"), lambda ps: ps == [])
         assert "failed" not in j["status"]
 
         await patch(api, f"{JOBS}/sus", {"spec": {"suspend": False, "template": {"metadata": {"annotations": {
             "sim.pinnace.io/exit-after": "0.2"}}}}})
-        done = await eventually(lambda: get(api, f"{JOBS}/sus"), finished("Complete"))
+        done = await eventually(lambda: get_ok(api, f"{JOBS}/sus"), finished("Complete"))
         assert done["status"]["startTime"] > first_start  # the deadline clock restarted
         assert done["status"]["succeeded"] == 2 and "failed" not in done["status"]
         await eventually(lambda: event_reasons(api, "sus"),
@@ -354,41 +318,29 @@ async def test_job_adopts_orphans_and_releases_relabelled_pods(api):
         await patch(api, f"{PODS}/{orphan}", [{"op": "remove", "path": "/metadata/ownerReferences"}],
                     ctype="application/json-patch+json")
         # Adopted, and tracked again with the finalizer.
-        await eventually(lambda: get(api, f"{PODS}/{orphan}"),
+        await eventually(lambda: get_ok(api, f"{PODS}/{orphan}"),
                          lambda p: (cu.controller_ref(p) or {}).get("uid") == created["metadata"]["uid"]
                          and FINALIZER in (p["metadata"].get("finalizers") or []))
         await patch(api, f"{PODS}/{orphan}", {"metadata": {"labels": {
             "batch.kubernetes.io/controller-uid": "someone-else"}}})
-        released = await eventually(lambda: get(api, f"{PODS}/{orphan}"), lambda p: cu.controller_ref(p) is None)
+        released = await eventually(lambda: get_ok(api, f"{PODS}/{orphan}"), lambda p: cu.controller_ref(p) is None)
         # Released pods keep no Job finalizer (nobody would remove it).
-        await eventually(lambda: get(api, f"{PODS}/{orphan}"),
+        await eventually(lambda: get_ok(api, f"{PODS}/{orphan}"),
                          lambda p: FINALIZER not in (p["metadata"].get("finalizers") or []))
         assert released["metadata"]["name"] == orphan
         # A replacement keeps the Job at its parallelism.
-        await eventually(lambda: get(api, f"{JOBS}/adopt"), lambda j: j["status"].get("active") == 2)
+        await eventually(lambda: get_ok(api, f"{JOBS}/adopt"), lambda j: j["status"].get("active") == 2)
 
 
 async def test_ttl_after_finished_deletes_the_job_and_its_pods(api):
     async with cluster(api, gc=True):
         await create(api, JOBS, job("ttl", exit_after=0.1, ttlSecondsAfterFinished=1))
-        done = await eventually(lambda: get(api, f"{JOBS}/ttl"), finished("Complete"))
+        done = await eventually(lambda: get_ok(api, f"{JOBS}/ttl"), finished("Complete"))
         assert len(await job_pods(api, "ttl")) == 1
 
-        async def status() -> int:
-            return (await api.call("GET", f"{JOBS}/ttl"))[0]
-
-        await eventually(status, lambda s: s == 404)
+        await eventually(lambda: status_of(api, f"{JOBS}/ttl"), lambda s: s == 404)
         await eventually(lambda: job_pods(api, "ttl"), lambda ps: ps == [])
         assert done["status"]["completionTime"]
-
-
-async def kubectl(api, *args: str, timeout: float = 30) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        "kubectl", f"--kubeconfig={api.kubeconfig}", *args, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT)
-    async with asyncio.timeout(timeout):
-        out, _ = await proc.communicate()
-    return proc.returncode or 0, out.decode()
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
@@ -407,7 +359,7 @@ async def test_backoff_limit_per_index(api):
     async with cluster(api):
         await create(api, JOBS, job("per", completions=3, parallelism=3, completionMode="Indexed",
                                     backoffLimitPerIndex=1, exit_after=0.1, exit_code=1))
-        failed = await eventually(lambda: get(api, f"{JOBS}/per"), finished("Failed"))
+        failed = await eventually(lambda: get_ok(api, f"{JOBS}/per"), finished("Failed"))
         assert cond(failed, "Failed")["reason"] == "FailedIndexes"
         assert failed["status"]["failedIndexes"] == "0-2" and failed["status"]["failed"] == 6
         assert failed["spec"]["backoffLimit"] == 2**31 - 1  # the global limit is off

@@ -2,15 +2,21 @@
 
 One copy of the poller every controller test used to carry: ``await eventually(fetch,
 ok)`` calls ``fetch`` until ``ok(value)`` holds and returns that value, or fails with the
-last value seen.
+last value seen.  ``wait_until`` is the same for plain (synchronous) code, such as the
+end-to-end tests driving kubectl against a server process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+
+def _not_met(what: str, timeout: float, value: Any) -> AssertionError:
+    return AssertionError(f"{what or 'condition'} not met within {timeout}s; last value: {value!r}")
 
 
 async def eventually(fn: Callable[[], Awaitable[Any] | Any], ok: Callable[[Any], Any] = bool,
@@ -26,8 +32,22 @@ async def eventually(fn: Callable[[], Awaitable[Any] | Any], ok: Callable[[Any],
         if ok(value):
             return value
         if loop.time() > deadline:
-            raise AssertionError(f"{what or 'condition'} not met within {timeout}s; last value: {value!r}")
+            raise _not_met(what, timeout, value)
         await asyncio.sleep(interval)
+
+
+def wait_until(fn: Callable[[], Any], ok: Callable[[Any], Any] = bool, timeout: float = 30, *,
+               what: str = "", interval: float = 0.2) -> Any:
+    """Call ``fn`` every ``interval`` s (blocking) until ``ok`` of its value is true, and
+    return that value; raise AssertionError naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if ok(value):
+            return value
+        if time.monotonic() > deadline:
+            raise _not_met(what, timeout, value)
+        time.sleep(interval)
 
 
 async def get_ok(api: Any, path: str) -> Any:
@@ -48,4 +68,4 @@ async def status_of(api: Any, path: str) -> int:
     return (await api.call("GET", path))[0]
 
 
-__all__ = ["eventually", "get_ok", "get_or_none", "status_of"]
+__all__ = ["eventually", "get_ok", "get_or_none", "status_of", "wait_until"]
