@@ -20,7 +20,6 @@ Informers on batch/v1 cronjobs and jobs; one sync per CronJob:
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import datetime as dt
 import logging
@@ -31,10 +30,10 @@ from ..client.cache import split_key
 from ..client.events import EventRecorder
 from ..client.informer import SharedInformerFactory
 from ..client.rest import ApiException, RestClient
-from ..client.workqueue import RateLimitingQueue, run_workers
 from . import controller_utils as cu
 from . import cron_util as cr
 from . import job_util as ju
+from .base import QueueController
 
 log = logging.getLogger(__name__)
 
@@ -50,70 +49,36 @@ def _local_zone() -> dt.tzinfo:
     return dt.datetime.now().astimezone().tzinfo or dt.UTC
 
 
-class CronJobController:
+class CronJobController(QueueController):
     """``CronJobController(client, factory, recorder)``; ``start()``, ``await stop()``,
     ``await sync("ns/name")``.  ``recorder=None``: it owns an EventRecorder
     ("cronjob-controller").  ``clock`` gives the current time (aware); ``default_tz``
     is the zone of schedules without ``spec.timeZone`` (default: the local zone)."""
 
+    owner_kind, owner_group = KIND, GROUP
+
     def __init__(self, client: RestClient, factory: SharedInformerFactory, recorder: EventRecorder | None = None,
                  *, workers: int = WORKERS, clock: Callable[[], dt.datetime] = _now,
                  default_tz: dt.tzinfo | None = None):
-        self.client = client
-        self._own_recorder = recorder is None
-        self.recorder = recorder or EventRecorder(client, "cronjob-controller")
-        self.workers = workers
+        super().__init__(client, factory, recorder, component="cronjob-controller", queue="cronjob",
+                         workers=workers)
         self.clock = clock
         self.default_tz = default_tz or _local_zone()
-        self.cj_informer = factory.informer(API_VERSION, "cronjobs")
-        self.job_informer = factory.informer(API_VERSION, "jobs")
+        self.cj_informer = self.informer(API_VERSION, "cronjobs")
+        self.job_informer = self.informer(API_VERSION, "jobs")
         self.cj_lister, self.job_lister = self.cj_informer.lister, self.job_informer.lister
-        self.queue: RateLimitingQueue[str] = RateLimitingQueue("cronjob")
+        self.owner_lister = self.cj_lister
         self.cj_informer.add_event_handler(on_add=self.enqueue, on_update=lambda _o, cur: self.enqueue(cur),
                                            on_delete=self.enqueue)
-        self.job_informer.add_event_handler(on_add=self._job_changed, on_update=self._job_updated,
-                                            on_delete=self._job_changed)
-        self._task: asyncio.Task[None] | None = None
-
-    # -- lifecycle ----------------------------------------------------------------------
-
-    def start(self) -> None:
-        if self._own_recorder:
-            self.recorder.start()
-        self._task = asyncio.create_task(self._run(), name="cronjob")
-
-    async def _run(self) -> None:
-        await asyncio.gather(self.cj_informer.wait_for_sync(), self.job_informer.wait_for_sync())
-        await run_workers(self.queue, self.workers, self.sync, "cronjob")
-
-    async def stop(self) -> None:
-        self.queue.shutdown()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        if self._own_recorder:
-            await self.recorder.stop()
+        self.job_informer.add_event_handler(on_add=self.enqueue_owner, on_update=self._job_updated,
+                                            on_delete=self.enqueue_owner)
 
     # -- event handlers -----------------------------------------------------------------------
 
-    def enqueue(self, cj: dict, after: float = 0.0) -> None:
-        meta = cj.get("metadata") or {}
-        key = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
-        self.queue.add_after(key, after) if after > 0 else self.queue.add(key)
-
-    def _owner(self, job: dict) -> dict | None:
-        return cu.resolve_controller_ref(cu.controller_ref(job), (job.get("metadata") or {}).get("namespace", ""),
-                                         KIND, GROUP, self.cj_lister.get)
-
-    def _job_changed(self, job: dict) -> None:
-        cj = self._owner(job)
-        if cj is not None:
-            self.enqueue(cj)
-
     def _job_updated(self, old: dict, cur: dict) -> None:
         if cu.controller_ref(old) != cu.controller_ref(cur):
-            self._job_changed(old)
-        self._job_changed(cur)
+            self.enqueue_owner(old)
+        self.enqueue_owner(cur)
 
     # -- sync ---------------------------------------------------------------------------------
 

@@ -7,7 +7,6 @@ TTL is re-read from the server before deleting, as it may have been changed.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 from collections.abc import Callable
@@ -16,9 +15,9 @@ from ..client.cache import split_key
 from ..client.events import EventRecorder
 from ..client.informer import SharedInformerFactory
 from ..client.rest import ApiException, RestClient
-from ..client.workqueue import RateLimitingQueue, run_workers
 from . import controller_utils as cu
 from . import job_util as ju
+from .base import QueueController
 
 log = logging.getLogger(__name__)
 
@@ -47,40 +46,24 @@ def expires_at(job: dict) -> dt.datetime | None:
     return finished + dt.timedelta(seconds=int(ttl))
 
 
-class TTLAfterFinishedController:
+class TTLAfterFinishedController(QueueController):
     """``TTLAfterFinishedController(client, factory, recorder)``; ``start()``, ``await stop()``.
     ``recorder`` is accepted for symmetry with the other controllers (Kubernetes records
-    no events here); ``clock`` gives the current UTC time."""
+    no events here, and none is started); ``clock`` gives the current UTC time."""
 
     def __init__(self, client: RestClient, factory: SharedInformerFactory, recorder: EventRecorder | None = None,
                  *, workers: int = WORKERS, clock: Callable[[], dt.datetime] = _now):
-        self.client = client
-        self.recorder = recorder
-        self.workers = workers
+        super().__init__(client, factory, recorder, component="ttl-after-finished-controller",
+                         queue="ttl-after-finished", workers=workers)
+        self._own_recorder = False  # it records nothing: no recorder to start or stop
         self.clock = clock
-        self.job_informer = factory.informer("batch/v1", "jobs")
+        self.job_informer = self.informer("batch/v1", "jobs")
         self.lister = self.job_informer.lister
-        self.queue: RateLimitingQueue[str] = RateLimitingQueue("ttl-after-finished")
         self.job_informer.add_event_handler(on_add=self._enqueue, on_update=lambda _o, cur: self._enqueue(cur))
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="ttl-after-finished")
-
-    async def _run(self) -> None:
-        await self.job_informer.wait_for_sync()
-        await run_workers(self.queue, self.workers, self.sync, "ttl-after-finished")
-
-    async def stop(self) -> None:
-        self.queue.shutdown()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
 
     def _enqueue(self, job: dict) -> None:
         if needs_cleanup(job):
-            meta = job.get("metadata") or {}
-            self.queue.add(f"{meta.get('namespace', '')}/{meta.get('name', '')}")
+            self.enqueue(job)
 
     def _due_in(self, job: dict, key: str) -> float | None:
         """Seconds until ``job`` expires (0 when it has), requeueing it for then; None if
