@@ -1,0 +1,1 @@
+"""The node agent: registers the Node, runs its pods through a container runtime."""
