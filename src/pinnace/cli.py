@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -107,6 +108,14 @@ def _add_apiserver_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
+def _add_kubelet_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--node-name", default=None, help="name of this node (default: the host name)")
+    p.add_argument("--node-ip", default=None, help="address of this node (default: of the default route)")
+    p.add_argument("--runtime", choices=["auto", "runc", "process"], default="auto",
+                   help="container runtime: runc (root and runc installed), process, or auto (default)")
+    p.add_argument("--kubelet-port", type=int, default=10250, help="port of the kubelet's HTTPS API (default 10250)")
+
+
 def _apiserver_config(args: argparse.Namespace, data_dir: Path, storage: str):
     from .apiserver.admission import ClusterConfig
     from .apiserver.server import ApiServerConfig
@@ -126,6 +135,8 @@ def _apiserver_config(args: argparse.Namespace, data_dir: Path, storage: str):
         tls_key=pki.serving.key,
         client_ca=pki.ca.cert_path,
         token_auth_file=args.token_auth_file,
+        kubelet_client_cert=pki.kubelet_client.cert if pki.kubelet_client else None,
+        kubelet_client_key=pki.kubelet_client.key if pki.kubelet_client else None,
         cluster=cluster,
         compaction_interval=args.compaction_interval,
     )
@@ -147,7 +158,9 @@ def cmd_server(args: argparse.Namespace) -> int:
         await server.start()
         kubeconfig = write_kubeconfig(data_dir / "kubeconfig", f"https://{host}:{server.port}", pki.ca.pem,
                                       pki.admin.cert, pki.admin.key)
-        controllers = await run_builtin_controllers(kubeconfig, args.node_monitor_grace_period)
+        controllers = await run_builtin_controllers(kubeconfig, args.node_monitor_grace_period,
+                                                    cluster_signing_cert_file=pki.ca.cert_path,
+                                                    cluster_signing_key_file=pki.ca.cert_path.with_name("ca.key"))
         scheduler = _start_scheduler(kubeconfig, None, leader_elect=False)
         simulator = None
         if args.simulate_nodes:
@@ -164,10 +177,15 @@ def cmd_server(args: argparse.Namespace) -> int:
         print(f"  export KUBECONFIG={kubeconfig}; kubectl get namespaces", flush=True)
         print("  or: pinnace kubectl get namespaces" + (f" --data-dir {data_dir}" if args.data_dir else ""),
               flush=True)
+        agent = None
         if not args.no_agent:
-            log.info("node agent: not part of this build yet; running the control plane only")
+            agent = await _start_local_agent(args, data_dir, pki, f"https://{host}:{server.port}")
+            print(f"Node {agent.kubelet.node_name} runs pods with the {agent.kubelet.runtime.name} runtime",
+                  flush=True)
         await stop.wait()
         print("Shutting down...", flush=True)
+        if agent is not None:
+            await agent.stop()
         if simulator is not None:
             await simulator.stop()
         await _stop_task(scheduler)
@@ -176,6 +194,88 @@ def cmd_server(args: argparse.Namespace) -> int:
 
     _setup_logging(args.verbose)
     return _run(main)
+
+
+async def _start_local_agent(args: argparse.Namespace, data_dir: Path, pki, server_url: str):
+    """The server's own node: a kubelet with a node certificate issued straight from the CA."""
+    from .kubelet.agent import AgentConfig, host_ip, start_agent
+    from .pki import kubelet_serving_cert, write_kubeconfig
+
+    node_name = args.node_name or socket.gethostname().lower()
+    node_ip = args.node_ip or host_ip()
+    tls = data_dir / "tls"
+    client = pki.ca.issue_to_files(tls, "kubelet-client", f"system:node:{node_name}", ("system:nodes",),
+                                   client=True)
+    kubeconfig = write_kubeconfig(data_dir / "kubelet.kubeconfig", server_url, pki.ca.pem, client.cert, client.key,
+                                  user=f"system:node:{node_name}")
+    serving = kubelet_serving_cert(pki.ca, tls, node_name, (node_ip,))
+    return await start_agent(AgentConfig(kubeconfig=kubeconfig, data_dir=data_dir / "agent", node_name=node_name,
+                                         serving_cert=serving.cert, serving_key=serving.key,
+                                         client_ca=pki.ca.cert_path, runtime=args.runtime, node_ip=node_ip,
+                                         port=args.kubelet_port))
+
+
+def cmd_kubelet(args: argparse.Namespace) -> int:
+    """A kubelet against an existing cluster, with its own kubeconfig and serving certificate."""
+    from .kubelet.agent import AgentConfig, start_agent
+
+    data_dir = Path(args.data_dir or default_data_dir() / "agent").expanduser().resolve()
+    kubeconfig = Path(args.kubeconfig or (default_data_dir() / "kubelet.kubeconfig"))
+    node_name = args.node_name or socket.gethostname().lower()
+
+    async def main(stop: asyncio.Event) -> None:
+        cert, key = _kubelet_serving_files(args, data_dir, node_name)
+        agent = await start_agent(AgentConfig(
+            kubeconfig=kubeconfig, data_dir=data_dir, node_name=node_name, serving_cert=cert, serving_key=key,
+            client_ca=Path(args.client_ca_file), runtime=args.runtime, node_ip=args.node_ip or "",
+            port=args.kubelet_port))
+        await stop.wait()
+        await agent.stop()
+
+    if not args.client_ca_file:
+        print("error: --client-ca-file is required (the CA whose certificates may call this kubelet)",
+              file=sys.stderr)
+        return 2
+    _setup_logging(args.verbose)
+    return _run(main)
+
+
+def _kubelet_serving_files(args: argparse.Namespace, data_dir: Path, node_name: str) -> tuple[Path, Path]:
+    """--tls-cert-file/--tls-private-key-file, else a self-signed pair as the kubelet makes one."""
+    if args.tls_cert_file and args.tls_private_key_file:
+        return Path(args.tls_cert_file), Path(args.tls_private_key_file)
+    from .pki import CertificateAuthority, kubelet_serving_cert
+
+    own = CertificateAuthority.load_or_create(data_dir / "pki", common_name=f"{node_name}-ca")
+    pair = kubelet_serving_cert(own, data_dir / "pki", node_name, (args.node_ip,) if args.node_ip else ())
+    return pair.cert, pair.key
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    """Join a cluster with a token (TLS bootstrap), then run the kubelet."""
+    from .kubelet.agent import AgentConfig, start_agent
+    from .kubelet.bootstrap import BootstrapError, bootstrap
+
+    data_dir = Path(args.data_dir or default_data_dir() / "agent").expanduser().resolve()
+    node_name = args.node_name or socket.gethostname().lower()
+
+    async def main(stop: asyncio.Event) -> None:
+        kubeconfig = await bootstrap(args.server, args.token, data_dir, node_name)
+        cert, key = _kubelet_serving_files(args, data_dir, node_name)
+        agent = await start_agent(AgentConfig(
+            kubeconfig=kubeconfig, data_dir=data_dir, node_name=node_name, serving_cert=cert, serving_key=key,
+            client_ca=data_dir / "ca.crt", runtime=args.runtime, node_ip=args.node_ip or "",
+            port=args.kubelet_port))
+        print(f"Node {node_name} joined {args.server}; runtime {agent.kubelet.runtime.name}", flush=True)
+        await stop.wait()
+        await agent.stop()
+
+    _setup_logging(args.verbose)
+    try:
+        return _run(main)
+    except BootstrapError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
 
 
 def cmd_apiserver(args: argparse.Namespace) -> int:
@@ -247,15 +347,20 @@ def cmd_controller_manager(args: argparse.Namespace) -> int:
 
     kubeconfig = Path(args.kubeconfig or (default_data_dir() / "kubeconfig"))
     timing = _leader_election_timing(args)
+    if (args.cluster_signing_cert_file is None) != (args.cluster_signing_key_file is None):
+        raise SystemExit("error: --cluster-signing-cert-file and --cluster-signing-key-file go together")
+    # Passed only when set: without them the CSR signer does not run, as upstream.
+    signing = {"cluster_signing_cert_file": args.cluster_signing_cert_file,
+               "cluster_signing_key_file": args.cluster_signing_key_file} if args.cluster_signing_cert_file else {}
 
     async def main(stop: asyncio.Event) -> None:
         if not args.leader_elect:
-            controllers = await run_builtin_controllers(kubeconfig, args.node_monitor_grace_period)
+            controllers = await run_builtin_controllers(kubeconfig, args.node_monitor_grace_period, **signing)
             await stop.wait()
             await controllers.stop()
             return
         task = asyncio.create_task(run_leader_elected(
-            kubeconfig, node_monitor_grace_period=args.node_monitor_grace_period, **timing))
+            kubeconfig, node_monitor_grace_period=args.node_monitor_grace_period, **timing, **signing))
         await asyncio.wait([task, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
         await _stop_task(task)
 
@@ -339,6 +444,15 @@ def cmd_image(args: argparse.Namespace) -> int:
     return run(args, Path(args.data_dir) if args.data_dir else default_data_dir())
 
 
+def cmd_token(args: argparse.Namespace) -> int:
+    from .kubelet.tokens import run  # lazy: only this command needs the token code
+
+    if not getattr(args, "token_command", None):
+        print("usage: pinnace token {create,list} ... (see pinnace token -h)", file=sys.stderr)
+        return 2
+    return run(args, Path(args.data_dir) if args.data_dir else default_data_dir())
+
+
 def cmd_version(args: argparse.Namespace) -> int:
     from . import __version__
     from .api.schema import KUBERNETES_VERSION
@@ -355,6 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None,
                    help=f"state, certificates and kubeconfig (default {default_data_dir()})")
     p.add_argument("--no-agent", action="store_true", help="run the control plane only")
+    _add_kubelet_flags(p)
     p.add_argument("--node-monitor-grace-period", type=float, default=40.0,
                    help="seconds without heartbeats before a node becomes Ready=Unknown (default 40)")
     p.add_argument("--simulate-nodes", type=int, default=0, metavar="N",
@@ -380,6 +495,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_leader_election_flags(p, "kube-controller-manager")
     p.add_argument("--node-monitor-grace-period", type=float, default=40.0,
                    help="seconds without heartbeats before a node becomes Ready=Unknown (default 40)")
+    p.add_argument("--cluster-signing-cert-file", type=Path, default=None, metavar="FILE",
+                   help="CA certificate (PEM) that signs kubelet client certificates (CSR signer)")
+    p.add_argument("--cluster-signing-key-file", type=Path, default=None, metavar="FILE",
+                   help="private key (PEM) of --cluster-signing-cert-file")
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=cmd_controller_manager)
 
@@ -406,6 +525,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=cmd_simulate_nodes)
 
+    p = sub.add_parser("kubelet", help="run a node agent (kubelet) with an existing kubeconfig")
+    p.add_argument("--kubeconfig", default=None, help="the node's kubeconfig (default DATA_DIR/../kubelet.kubeconfig)")
+    p.add_argument("--data-dir", default=None, help="where pods, images and logs live")
+    p.add_argument("--client-ca-file", default=None, help="CA of the API server's kubelet-client certificate")
+    p.add_argument("--tls-cert-file", default=None, help="serving certificate (default: self-signed)")
+    p.add_argument("--tls-private-key-file", default=None, help="serving key")
+    _add_kubelet_flags(p)
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=cmd_kubelet)
+
+    p = sub.add_parser("agent", help="join a cluster with a token and run a node agent")
+    p.add_argument("--server", required=True, help="API server URL, https://HOST:PORT")
+    p.add_argument("--token", required=True, help="join token from `pinnace token create`")
+    p.add_argument("--data-dir", default=None, help="where credentials, pods, images and logs live")
+    p.add_argument("--tls-cert-file", default=None, help="serving certificate (default: self-signed)")
+    p.add_argument("--tls-private-key-file", default=None, help="serving key")
+    _add_kubelet_flags(p)
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=cmd_agent)
+
     p = sub.add_parser("image", help="manage the node's images (import, ls, rm, pull)")
     isub = p.add_subparsers(dest="image_command", metavar="ACTION")
     ip = isub.add_parser("import", help="import an OCI layout dir, OCI archive or docker-archive tar")
@@ -422,6 +561,21 @@ def build_parser() -> argparse.ArgumentParser:
     for ip in isub.choices.values():
         ip.add_argument("--data-dir", default=None, help=f"node data directory (default {default_data_dir()})")
     p.set_defaults(func=cmd_image)
+
+    p = sub.add_parser("token", help="manage bootstrap tokens for joining nodes (create, list)")
+    tsub = p.add_subparsers(dest="token_command", metavar="ACTION")
+    tp = tsub.add_parser("create", help="create a bootstrap token; prints the join token K10<ca-hash>::<id>.<secret>")
+    tp.add_argument("--ttl", type=go_duration, default=86400.0, metavar="DURATION",
+                    help="lifetime (default 24h; 0 = never expires)")
+    tp.add_argument("--description", default="", help="a human-readable note stored with the token")
+    tp.add_argument("--groups", action="append", default=None, metavar="GROUP",
+                    help="extra group, system:bootstrappers:... (repeatable; "
+                         "default system:bootstrappers:pinnace:default-node-token)")
+    tsub.add_parser("list", help="list bootstrap tokens (ID, TTL, EXPIRES, ...)")
+    for tp in tsub.choices.values():
+        tp.add_argument("--data-dir", default=None, help=f"server data directory (default {default_data_dir()})")
+        tp.add_argument("--kubeconfig", default=None, help="admin kubeconfig (default DATA_DIR/kubeconfig)")
+    p.set_defaults(func=cmd_token)
 
     sub.add_parser("kubectl", help="run kubectl against this cluster (pinnace kubectl get pods)", add_help=False)
 

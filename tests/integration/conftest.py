@@ -49,7 +49,9 @@ async def api(tmp_path, pki_dir) -> AsyncIterator[Api]:
     token_file = tmp_path / "tokens.csv"
     token_file.write_text('secret-token,alice,1001,"devs,qa"\n')
     config = ApiServerConfig(storage=f"sqlite://{tmp_path}/state.db", port=0, tls_cert=pki.serving.cert,
-                             tls_key=pki.serving.key, client_ca=pki.ca.cert_path, token_auth_file=token_file)
+                             tls_key=pki.serving.key, client_ca=pki.ca.cert_path, token_auth_file=token_file,
+                             kubelet_client_cert=pki.kubelet_client.cert if pki.kubelet_client else None,
+                             kubelet_client_key=pki.kubelet_client.key if pki.kubelet_client else None)
     server = ApiServer(config)
     await server.start()
     ctx = ssl.create_default_context(cafile=str(pki.ca.cert_path))

@@ -65,13 +65,13 @@ def wait_ready(data_dir: Path, port: int, proc: subprocess.Popen, timeout: float
 
 
 @contextlib.contextmanager
-def run_server(data_dir: Path, *extra: str, command: str = "server", port: int | None = None
-               ) -> Iterator[RunningServer]:
+def run_server(data_dir: Path, *extra: str, command: str = "server", port: int | None = None,
+               agent: bool = False) -> Iterator[RunningServer]:
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / f"{command}.log"
     args = [sys.executable, "-m", "pinnace.cli", command, "--data-dir", str(data_dir), "--https-port", str(port)]
-    if command == "server":
+    if command == "server" and not agent:
         args.append("--no-agent")
     with open(log_path, "ab") as log:
         proc = subprocess.Popen([*args, *extra], stdout=log, stderr=subprocess.STDOUT,

@@ -54,6 +54,12 @@ class Admission:
         elif rtype.group == "" and rtype.plural == "pods" and old is None:
             await self._pod_priority(obj)
             _default_tolerations(obj)
+        elif rtype.group == "certificates.k8s.io" and rtype.plural == "certificatesigningrequests" and old is None:
+            # Who asked is the authenticated caller, never what the client wrote: approvers trust it.
+            spec = obj.setdefault("spec", {})
+            spec["username"], spec["groups"] = ctx.user, list(ctx.groups)
+            spec.pop("uid", None)
+            spec.pop("extra", None)
 
     async def validate(self, rtype: ResourceType, obj: dict, old: dict | None, ctx: RequestContext) -> None:
         if old is None and rtype.namespaced:

@@ -1,11 +1,15 @@
 """What every cluster has from its first start: the system namespaces, the
-``kubernetes`` Service and its endpoints (pointing at this API server), and the
-system PriorityClasses.  Idempotent: run at every start."""
+``kubernetes`` Service and its endpoints (pointing at this API server), the
+system PriorityClasses, and kube-public/cluster-info (the CA for joining nodes).
+Idempotent: run at every start."""
 
 from __future__ import annotations
 
+import base64
 import logging
 from typing import TYPE_CHECKING
+
+import yaml
 
 from . import errors
 from .registry import Registry, RequestContext
@@ -68,3 +72,32 @@ async def ensure_defaults(registry: Registry, config: ApiServerConfig) -> None:
         "addressType": "IPv4",
         "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
         "ports": [{"name": "https", "port": config.port, "protocol": "TCP"}]})
+    await ensure_cluster_info(registry, config)
+
+
+def cluster_info_kubeconfig(server: str, ca_pem: bytes) -> str:
+    """kubeadm's cluster-info kubeconfig: one cluster (server and CA), no users.  It is
+    public; a joiner trusts it only once the CA's hash matches its join token."""
+    return yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "", "cluster": {"server": server,
+                                              "certificate-authority-data": base64.b64encode(ca_pem).decode()}}],
+        "contexts": None, "current-context": "", "preferences": {}, "users": None}, sort_keys=False)
+
+
+async def ensure_cluster_info(registry: Registry, config: ApiServerConfig) -> None:
+    """kube-public/cluster-info, rewritten at each start so it follows a replaced CA.  The
+    CA is the one client certificates are checked against, which also signs the serving
+    certificate in every set-up pinnace makes."""
+    if config.client_ca is None:
+        return  # no TLS client CA configured: nothing a joiner could pin
+    try:
+        ca_pem = config.client_ca.read_bytes()
+    except OSError as e:
+        log.warning("cluster-info not published: cannot read %s: %s", config.client_ca, e)
+        return
+    host = config.advertise_address
+    host = f"[{host}]" if ":" in host else host
+    await _put(registry, "", "v1", "configmaps", "kube-public", {
+        "metadata": {"name": "cluster-info", "namespace": "kube-public"},
+        "data": {"kubeconfig": cluster_info_kubeconfig(f"https://{host}:{config.port}", ca_pem)}})

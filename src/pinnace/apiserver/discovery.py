@@ -18,6 +18,9 @@ SUBRESOURCES: dict[str, tuple[tuple[str, ...], tuple[str, str, str] | None]] = {
     "eviction": (("create",), ("policy", "v1", "Eviction")),
     "finalize": (("update",), None),
     "approval": (("get", "patch", "update"), None),
+    # Proxied to the pod's kubelet (podproxy).
+    "log": (("get",), ("", "v1", "Pod")),
+    "exec": (("create", "get"), ("", "v1", "PodExecOptions")),
 }
 
 

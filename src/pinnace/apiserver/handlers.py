@@ -20,7 +20,7 @@ from ..api import schema, tables
 from ..api.resources import ResourceType
 from ..api.selectors import label_selector_string
 from ..storage.base import RevisionMismatch
-from . import discovery, errors, eviction, openapi, reviews
+from . import discovery, errors, eviction, openapi, podproxy, reviews
 from .authn import USER, Authenticator
 from .registry import DeleteOptions, ListOptions, Registry, RequestContext, encode_for_storage, now_rfc3339
 from .watchcache import CachedObject, TooOld
@@ -73,6 +73,7 @@ class ApiHandlers:
         self.version_info = version_info
         self.ready = False
         self.bookmark_interval = BOOKMARK_INTERVAL
+        self.pod_proxy = podproxy.PodProxy(registry)  # the server replaces it with a configured one
 
     # -- entry point -------------------------------------------------------------
 
@@ -230,6 +231,8 @@ class ApiHandlers:
                 raise errors.method_not_allowed("only POST is allowed on pods/eviction")
             status = await eviction.evict(self.registry, t.namespace, t.name, await self._body(request), ctx)
             return json_response(status, 201, self._warning_headers(ctx))
+        if t.subresource in podproxy.SUBRESOURCES:  # served by the pod's kubelet
+            return await self.pod_proxy.serve(request, t.subresource, t.namespace, t.name)
         sub = "status" if t.subresource in ("status", "approval", "finalize") else ""
         if method == "GET":
             if t.legacy_watch or q.get("watch") in ("true", "1"):

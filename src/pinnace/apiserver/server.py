@@ -17,6 +17,7 @@ from . import bootstrap
 from .admission import ClusterConfig
 from .authn import Authenticator, User, load_token_file
 from .handlers import MAX_BODY, ApiHandlers, version_info
+from .podproxy import PodProxy
 from .registry import Registry
 from .watchcache import WatchCache
 
@@ -33,6 +34,11 @@ class ApiServerConfig:
     tls_key: Path | None = None
     client_ca: Path | None = None
     token_auth_file: Path | None = None
+    # The API server's client certificate towards kubelets (pods/log); None: pods/log answers 503.
+    kubelet_client_cert: Path | None = None
+    kubelet_client_key: Path | None = None
+    # Verifies kubelets' serving certificates; None: the client CA (the cluster CA).
+    kubelet_certificate_authority: Path | None = None
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     # Compaction keeps the history of the last interval, as Kubernetes does.
     compaction_interval: float = 300.0
@@ -46,9 +52,11 @@ class ApiServer:
         self.resources = ResourceRegistry(list(BUILTIN))
         self.registry = Registry(self.store, self.cache, self.resources, config.cluster)
         tokens = load_token_file(config.token_auth_file) if config.token_auth_file else {}
-        self.authenticator = Authenticator(tokens)
+        self.authenticator = Authenticator(tokens, self.registry)
         self.handlers = ApiHandlers(self.registry, f"{config.advertise_address}:{config.port}", version_info(),
                                     self.authenticator)
+        self.handlers.pod_proxy = PodProxy(self.registry, config.kubelet_client_cert, config.kubelet_client_key,
+                                           config.kubelet_certificate_authority)
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.port = config.port
@@ -110,6 +118,7 @@ class ApiServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
         self.cache.close_watchers()  # lets open watch responses finish at once
+        await self.handlers.pod_proxy.close()  # and followed logs
         if self._runner:
             await self._runner.cleanup()
         await self.cache.stop()

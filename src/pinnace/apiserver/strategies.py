@@ -7,6 +7,7 @@ name rules, create-on-update, graceful deletion, version conversion.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import Any
 
@@ -170,6 +171,26 @@ class ServiceStrategy(Strategy):
 
 class SecretStrategy(Strategy):
     extra_fields = ("type",)
+
+    def prepare_create(self, obj: dict) -> None:
+        super().prepare_create(obj)
+        merge_string_data(obj)
+
+    def prepare_update(self, new: dict, old: dict) -> None:
+        super().prepare_update(new, old)
+        merge_string_data(new)
+
+
+def merge_string_data(secret: dict) -> None:
+    """``stringData`` is write-only: merged into ``data`` (base64, its keys win) and dropped,
+    as the v1 conversion does."""
+    string_data = secret.pop("stringData", None)
+    if not isinstance(string_data, dict):
+        return
+    data = secret.get("data") if isinstance(secret.get("data"), dict) else {}
+    for key, value in string_data.items():
+        data[key] = base64.b64encode(str(value).encode()).decode()
+    secret["data"] = data
 
 
 class EventStrategy(Strategy):

@@ -46,7 +46,7 @@ class EventRecorder:
         self.component = component
         self.host = host
         self.instance = instance or component
-        self._queue: asyncio.Queue[tuple[dict, str, str, str, str]] = asyncio.Queue(QUEUE_SIZE)
+        self._queue: asyncio.Queue[tuple[dict, str, str, str, str, str]] = asyncio.Queue(QUEUE_SIZE)
         self._seen: dict[tuple, _Seen] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -66,10 +66,12 @@ class EventRecorder:
     async def _drain(self) -> None:
         await self._queue.join()
 
-    def event(self, obj: dict, type_: str, reason: str, message: str, action: str = "") -> None:
-        """Record ``type_`` ("Normal" or "Warning") ``reason`` about ``obj``."""
+    def event(self, obj: dict, type_: str, reason: str, message: str, action: str = "",
+              field_path: str = "") -> None:
+        """Record ``type_`` ("Normal" or "Warning") ``reason`` about ``obj`` (``field_path``: a
+        part of it, e.g. ``spec.containers{web}`` as the kubelet reports)."""
         try:
-            self._queue.put_nowait((obj, type_, reason, message, action))
+            self._queue.put_nowait((obj, type_, reason, message, action, field_path))
         except asyncio.QueueFull:
             log.warning("dropping event %s %s: recorder queue is full", reason, message)
 
@@ -85,7 +87,8 @@ class EventRecorder:
             finally:
                 self._queue.task_done()
 
-    async def _write(self, obj: dict, type_: str, reason: str, message: str, action: str) -> None:
+    async def _write(self, obj: dict, type_: str, reason: str, message: str, action: str,
+                     field_path: str = "") -> None:
         meta = obj.get("metadata") or {}
         namespace = meta.get("namespace") or "default"
         involved = {"kind": obj.get("kind", ""), "apiVersion": obj.get("apiVersion", ""),
@@ -93,7 +96,9 @@ class EventRecorder:
                     "resourceVersion": meta.get("resourceVersion", "")}
         if meta.get("namespace"):
             involved["namespace"] = namespace
-        key = (involved["uid"] or involved["name"], involved["kind"], type_, reason, message)
+        if field_path:
+            involved["fieldPath"] = field_path
+        key = (involved["uid"] or involved["name"], involved["kind"], field_path, type_, reason, message)
         now = time.monotonic()
         self._seen = {k: v for k, v in self._seen.items() if now - v.at < AGGREGATE_WINDOW} \
             if len(self._seen) > 4096 else self._seen

@@ -12,6 +12,7 @@ from ..client.events import EventRecorder
 from ..client.informer import SharedInformerFactory
 from ..client.leaderelection import LeaderElector
 from ..client.rest import RestClient
+from .certificates import CSRApprovingController, CSRSigningController
 from .cronjob import CronJobController
 from .daemonset import DaemonSetController
 from .deployment import DeploymentController
@@ -43,9 +44,11 @@ class RunningControllers:
         await self.client.close()
 
 
-async def run_builtin_controllers(kubeconfig: Path, node_monitor_grace_period: float = 40.0
-                                  ) -> RunningControllers:
-    """Start every controller on one shared set of informers (one connection pool)."""
+async def run_builtin_controllers(kubeconfig: Path, node_monitor_grace_period: float = 40.0,
+                                  cluster_signing_cert_file: Path | None = None,
+                                  cluster_signing_key_file: Path | None = None) -> RunningControllers:
+    """Start every controller on one shared set of informers (one connection pool).  The CSR
+    signer runs only with the cluster CA's files, as upstream."""
     client = RestClient.from_kubeconfig(kubeconfig, user_agent="pinnace-controller-manager")
     factory = SharedInformerFactory(client)
     recorder = EventRecorder(client, "controller-manager")
@@ -65,7 +68,11 @@ async def run_builtin_controllers(kubeconfig: Path, node_monitor_grace_period: f
                                 node_monitor_grace_period=node_monitor_grace_period),
         PodGCController(client, factory, recorder),
         ServiceAccountController(client, factory, recorder),
+        CSRApprovingController(client, factory, recorder),
     ]
+    if cluster_signing_cert_file and cluster_signing_key_file:
+        controllers.append(CSRSigningController(client, factory, recorder, cert_file=cluster_signing_cert_file,
+                                                key_file=cluster_signing_key_file))
     recorders = [recorder, node_recorder]
     for r in recorders:
         r.start()
@@ -77,14 +84,16 @@ async def run_builtin_controllers(kubeconfig: Path, node_monitor_grace_period: f
 
 async def run_leader_elected(kubeconfig: Path, identity: str | None = None, lease_duration: float = 15.0,
                              renew_deadline: float = 10.0, retry_period: float = 2.0,
-                             node_monitor_grace_period: float = 40.0) -> None:
+                             node_monitor_grace_period: float = 40.0, cluster_signing_cert_file: Path | None = None,
+                             cluster_signing_key_file: Path | None = None) -> None:
     """Run the controllers only while holding the kube-system/kube-controller-manager Lease;
     stand again after losing it.  Runs until cancelled."""
     identity = identity or f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
     client = RestClient.from_kubeconfig(kubeconfig, user_agent="pinnace-controller-manager-election")
 
     async def lead() -> None:
-        controllers = await run_builtin_controllers(kubeconfig, node_monitor_grace_period)
+        controllers = await run_builtin_controllers(kubeconfig, node_monitor_grace_period, cluster_signing_cert_file,
+                                                    cluster_signing_key_file)
         try:
             await asyncio.Event().wait()  # until leadership ends (this task is cancelled)
         finally:

@@ -152,13 +152,14 @@ def _still_valid(cert_path: Path, kwargs: dict) -> bool:
     if cert.not_valid_after_utc < dt.datetime.now(dt.UTC) + dt.timedelta(days=30):
         return False
     wanted_ips = set(kwargs.get("ips", ()))
-    if wanted_ips:
+    wanted_dns = set(kwargs.get("dns_names", ()))
+    if wanted_ips or wanted_dns:
         try:
             san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         except x509.ExtensionNotFound:
             return False
         have = {str(i) for i in san.get_values_for_type(x509.IPAddress)}
-        return wanted_ips <= have
+        return wanted_ips <= have and wanted_dns <= set(san.get_values_for_type(x509.DNSName))
     return True
 
 
@@ -167,6 +168,7 @@ class ServerPKI:
     ca: CertificateAuthority
     serving: CertPair
     admin: CertPair
+    kubelet_client: CertPair | None = None
 
 
 def server_pki(tls_dir: Path, service_ip: str, extra_sans: tuple[str, ...] = ()) -> ServerPKI:
@@ -177,7 +179,28 @@ def server_pki(tls_dir: Path, service_ip: str, extra_sans: tuple[str, ...] = ())
     ips = ("127.0.0.1", "::1", service_ip, *[s for s in extra_sans if _is_ip(s)])
     serving = ca.issue_to_files(tls_dir, "serving", "kube-apiserver", server=True, dns_names=dns, ips=ips)
     admin = ca.issue_to_files(tls_dir, "admin", "admin", ("system:masters",), client=True)
-    return ServerPKI(ca, serving, admin)
+    return ServerPKI(ca, serving, admin, kubelet_client_cert(ca, tls_dir))
+
+
+# The identity kubeadm gives the API server towards kubelets (logs, exec, port-forward).
+KUBELET_CLIENT_CN = "kube-apiserver-kubelet-client"
+
+
+def kubelet_client_cert(ca: CertificateAuthority, directory: Path) -> CertPair:
+    """The API server's client certificate for calling kubelets (``apiserver-kubelet-client.crt``)."""
+    return ca.issue_to_files(directory, "apiserver-kubelet-client", KUBELET_CLIENT_CN, ("system:masters",),
+                             client=True)
+
+
+def kubelet_serving_cert(ca: CertificateAuthority, directory: Path, node_name: str,
+                         addresses: tuple[str, ...] = (), stem: str = "kubelet") -> CertPair:
+    """A kubelet's HTTPS serving certificate (CN ``system:node:<name>``, O ``system:nodes``, as a
+    kubelet-serving CSR would get) valid for the node name and ``addresses`` (IPs or DNS names):
+    the API server dials the node's InternalIP or Hostname and verifies it against the cluster CA."""
+    dns = tuple(dict.fromkeys((node_name, "localhost", *[a for a in addresses if not _is_ip(a)])))
+    ips = tuple(dict.fromkeys(("127.0.0.1", *[a for a in addresses if _is_ip(a)])))
+    return ca.issue_to_files(directory, stem, f"system:node:{node_name}", ("system:nodes",), server=True,
+                             dns_names=dns, ips=ips)
 
 
 def _is_ip(s: str) -> bool:

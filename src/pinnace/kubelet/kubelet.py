@@ -1,0 +1,262 @@
+"""The kubelet: registers this machine as a Node and runs the pods bound to it.
+
+An informer watches the pods with ``spec.nodeName`` = this node; each pod gets
+a :class:`~pinnace.kubelet.podworker.PodWorker`.  The kubelet itself holds
+what the workers share: the API client, the container runtime, images,
+volumes, the prober and the event recorder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..client.events import EventRecorder
+from ..client.informer import Informer
+from ..client.rest import RestClient
+from . import env as envs
+from .hooks import format_pod, run_hook
+from .node import NodeAgent, NodeConfig
+from .podworker import ContainerConfigError, PodWorker
+from .probes import ProbeManager
+from .runtime.base import ContainerRuntime
+from .status import ContainerRecord
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PulledImage:
+    """What a container needs from its image."""
+
+    image_id: str  # for status.imageID
+    config: dict[str, Any]  # the OCI image config (Entrypoint, Cmd, Env, WorkingDir, User)
+    ref: str | None  # what the runtime unpacks (None: the process runtime runs host binaries)
+
+
+class PodProbers:
+    """The pod workers' one prober: a ProbeManager per pod.  Results update the container
+    record and wake the worker; a failed liveness or startup probe kills the container
+    (the worker then restarts it per restartPolicy)."""
+
+    def __init__(self, kubelet: Kubelet):
+        self.kubelet = kubelet
+        self.managers: dict[str, ProbeManager] = {}
+
+    def _manager(self, worker: PodWorker) -> ProbeManager:
+        pm = self.managers.get(worker.uid)
+        if pm is None:
+            def on_result(kind: str, name: str, ok: bool, message: str) -> None:
+                rec = next((r for r in worker.records if r.name == name), None)
+                if rec is None:
+                    return
+                self.sync_record(worker.uid, rec)
+                if kind in ("liveness", "startup") and not ok:
+                    asyncio.get_running_loop().create_task(worker.kill(
+                        rec, "probe", f"Container {name} failed {kind} probe, will be restarted"))
+                worker.wake()
+
+            def on_event(reason: str, container: str, message: str) -> None:
+                self.kubelet.event(worker.pod, "Warning", reason, message, field=container)
+
+            pm = self.managers[worker.uid] = ProbeManager(self.kubelet.runtime, on_result=on_result,
+                                                          on_event=on_event, pod_ip=worker.pod_ip)
+        return pm
+
+    def start(self, worker: PodWorker, rec: ContainerRecord, spec: dict) -> None:
+        if rec.current is not None and any(spec.get(k) for k in ("livenessProbe", "readinessProbe", "startupProbe")):
+            self._manager(worker).start_container(spec, rec.current.id)
+
+    def stop(self, uid: str, name: str) -> None:
+        if (pm := self.managers.get(uid)) is not None:
+            pm.stop_container(name)
+
+    def has(self, uid: str, name: str) -> bool:
+        pm = self.managers.get(uid)
+        return pm is not None and pm.has(name)
+
+    def sync_record(self, uid: str, rec: ContainerRecord) -> None:
+        pm = self.managers.get(uid)
+        if pm is not None and pm.has(rec.name):
+            rec.started, rec.ready = pm.is_started(rec.name), pm.is_ready(rec.name)
+
+    async def close(self, uid: str) -> None:
+        if (pm := self.managers.pop(uid, None)) is not None:
+            await pm.close()
+
+
+class Kubelet:
+    def __init__(self, client: RestClient, runtime: ContainerRuntime, node: NodeConfig, *, volumes: Any,
+                 images: Any | None = None, backoff_base: float = 10.0, max_backoff: float = 300.0):
+        self.client = client
+        self.runtime = runtime
+        self.node_config = node
+        self.node_name = node.name
+        self.host_ip = node.host_ip
+        self.images = images
+        self.volumes = volumes
+        self.prober = PodProbers(self)
+        self.backoff_base, self.max_backoff = backoff_base, max_backoff
+        self.volume_refresh_period = 5.0  # how soon a ConfigMap/Secret update reaches running pods
+        self.logs_dir = node.data_dir / "pods-logs"
+        self.recorder = EventRecorder(client, "kubelet", host=node.name)
+        self.node = NodeAgent(client, node)
+        self.workers: dict[str, PodWorker] = {}
+        self.informer = Informer(client, "v1", "pods", field_selector=f"spec.nodeName={node.name}")
+        self.informer.add_event_handler(on_add=self._pod_changed, on_update=lambda _o, n: self._pod_changed(n),
+                                        on_delete=self._pod_deleted)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        self.recorder.start()
+        await self.node.start()
+        self.informer.start()
+        log.info("kubelet: node %s registered; runtime %s", self.node_name, self.runtime.name)
+
+    async def stop(self, stop_pods: bool = False) -> None:
+        """Stop watching and heartbeating.  Containers keep running unless ``stop_pods``
+        (the process runtime's containers cannot outlive us: their output pipes are ours)."""
+        await self.informer.stop()
+        workers = list(self.workers.values())
+        for w in workers:
+            if w.task is not None:
+                w.task.cancel()
+        await asyncio.gather(*(w.task for w in workers if w.task is not None), return_exceptions=True)
+        if stop_pods:
+            for w in workers:
+                await w.stop_everything()
+        await self.node.stop()
+        await self.recorder.stop()
+
+    # -- pods ----------------------------------------------------------------------------------------
+
+    def _pod_changed(self, pod: dict) -> None:
+        uid = pod["metadata"]["uid"]
+        worker = self.workers.get(uid)
+        if worker is None:
+            if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") and not pod["metadata"].get(
+                    "deletionTimestamp"):
+                return  # finished before we (re)started: nothing to run
+            worker = self.workers[uid] = PodWorker(self, pod)
+            worker.start()
+            worker.task.add_done_callback(lambda _t, u=uid: self.workers.pop(u, None))  # type: ignore[union-attr]
+        else:
+            worker.update(pod)
+
+    def _pod_deleted(self, pod: dict) -> None:
+        worker = self.workers.get(pod["metadata"]["uid"])
+        if worker is not None:
+            # Removed without passing through graceful deletion (force delete): stop at once.
+            meta = {**pod["metadata"], "deletionTimestamp": pod["metadata"].get("deletionTimestamp") or "now",
+                    "deletionGracePeriodSeconds": 0}
+            worker.update({**pod, "metadata": meta})
+
+    # -- what the HTTPS server asks for -----------------------------------------------------------
+
+    def _record(self, namespace: str, pod: str, container: str) -> tuple[PodWorker, ContainerRecord] | None:
+        for w in self.workers.values():
+            if w.namespace == namespace and w.name == pod:
+                rec = next((r for r in w.records if r.name == container), None)
+                return (w, rec) if rec is not None else None
+        return None
+
+    def log_path_for(self, namespace: str, pod: str, container: str, previous: bool) -> Path | None:
+        found = self._record(namespace, pod, container)
+        if found is None:
+            return None
+        worker, rec = found
+        if previous:
+            return worker.log_path(rec.name, rec.restart_count - 1) if rec.restart_count > 0 else None
+        return worker.log_path(rec.name, rec.restart_count)
+
+    def is_running(self, namespace: str, pod: str, container: str) -> bool:
+        found = self._record(namespace, pod, container)
+        return found is not None and found[1].running
+
+    def container_id(self, namespace: str, pod: str, container: str) -> str | None:
+        found = self._record(namespace, pod, container)
+        if found is None or not found[1].running or found[1].current is None:
+            return None
+        return found[1].current.id
+
+    def event(self, pod: dict, type_: str, reason: str, message: str, field: str | None = None) -> None:
+        """An event about ``pod`` (``field``: one of its containers, as ``kubectl describe`` shows)."""
+        pod = {"apiVersion": "v1", "kind": "Pod", **pod}
+        self.recorder.event(pod, type_, reason, message, field_path=f"spec.containers{{{field}}}" if field else "")
+
+    # -- what pod workers ask for -----------------------------------------------------------------
+
+    async def pull(self, pod: dict, container: dict) -> PulledImage:
+        if self.images is None:
+            # The process runtime runs host binaries: the image is only a name.
+            return PulledImage(image_id="", config={}, ref=None)
+        secrets = await self._pull_secrets(pod)
+        image = await self.images.ensure(container.get("image", ""), container.get("imagePullPolicy"), secrets)
+        return PulledImage(image_id=image.repo_digest or image.id, config=image.config or {}, ref=image.ref)
+
+    async def _pull_secrets(self, pod: dict) -> list[dict]:
+        from ..images.credentials import keyring_from_pull_secrets
+
+        ns = pod["metadata"].get("namespace", "default")
+        found = []
+        for ref in (pod.get("spec") or {}).get("imagePullSecrets") or []:
+            try:
+                found.append(await self.client.get("v1", "secrets", ref.get("name", ""), ns))
+            except Exception as e:  # a missing pull secret is not fatal: anonymous pulls may still work
+                log.warning("pull secret %s/%s: %s", ns, ref.get("name"), e)
+        return keyring_from_pull_secrets(found) if found else None  # type: ignore[return-value]
+
+    @staticmethod
+    def image_error(e: Exception) -> tuple[str, str]:
+        """(waiting reason, message) for a failed pull, as the kubelet reports them."""
+        name = type(e).__name__
+        if name == "ImageNeverPullError":
+            return "ErrImageNeverPull", str(e)
+        if name == "InvalidReferenceError":
+            return "InvalidImageName", str(e)
+        return "ErrImagePull", str(e)
+
+    async def container_env(self, pod: dict, container: dict, pod_ip: str | None) -> dict[str, str]:
+        warnings: list[envs.EnvWarning] = []
+        try:
+            resolved = await envs.resolve_env(self.client, pod, container, node_ip=self.host_ip, pod_ip=pod_ip or "",
+                                              service_env=None, warnings=warnings)
+        except envs.ContainerConfigError as e:
+            raise ContainerConfigError(str(e)) from e
+        for w in warnings:
+            self.event(pod, "Warning", "InvalidEnvironmentVariableNames", str(w), field=container.get("name"))
+        return resolved
+
+    async def post_start(self, worker: PodWorker, rec: ContainerRecord, spec: dict) -> bool:
+        """Run the postStart hook; False (and the container killed) when it fails."""
+        handler = (spec.get("lifecycle") or {}).get("postStart")
+        if not handler or rec.current is None:
+            return True
+        result = await run_hook(handler, hook="postStart", runtime=self.runtime, container_id=rec.current.id,
+                                container=spec, pod=format_pod(worker.name, worker.namespace, worker.uid),
+                                pod_ip=worker.pod_ip)
+        if result.ok:
+            return True
+        self.event(worker.pod, "Warning", result.event_reason, result.event_message, field=rec.name)
+        log.warning("pod %s/%s: %s", worker.namespace, worker.name, result.message)
+        await worker.kill(rec, "hook", f"FailedPostStartHook: {result.message}")
+        return False
+
+    async def run_pre_stop(self, worker: PodWorker, rec: ContainerRecord, spec: dict, deadline: float) -> None:
+        handler = (spec.get("lifecycle") or {}).get("preStop")
+        if not handler or rec.current is None:
+            return
+        result = await run_hook(handler, hook="preStop", runtime=self.runtime, container_id=rec.current.id,
+                                container=spec, pod=format_pod(worker.name, worker.namespace, worker.uid),
+                                pod_ip=worker.pod_ip, deadline=deadline)
+        if not result.ok:
+            self.event(worker.pod, "Warning", result.event_reason, result.event_message, field=rec.name)
+            log.warning("pod %s/%s: %s", worker.namespace, worker.name, result.message)
+
+
+__all__ = ["Kubelet", "PulledImage"]

@@ -1,0 +1,419 @@
+"""One pod worker per pod bound to this node: the kubelet's ``SyncPod`` loop.
+
+The worker owns everything about its pod: the sandbox, the containers, their
+restarts and back-off, and the status it writes.  It wakes on a change of
+the pod (from the informer), on a probe result, and every second to notice
+container exits, and each time it compares what should run with what runs:
+
+    sandbox → volumes → init containers, in order, each to success →
+    containers (pull, create, start, postStart) → restart per restartPolicy
+    with back-off (CrashLoopBackOff) → status.
+
+Deletion (a deletionTimestamp) runs preStop hooks and stops the containers
+within the grace period, then removes the pod from the API server for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..client.rest import ApiException
+from .runtime import ocispec
+from .runtime.base import (
+    LABEL_ATTEMPT,
+    LABEL_CONTAINER_NAME,
+    LABEL_POD_NAME,
+    LABEL_POD_NAMESPACE,
+    LABEL_POD_UID,
+    ContainerConfig,
+    Sandbox,
+    SandboxConfig,
+)
+from .status import ContainerRecord, now_iso, pod_status
+
+if TYPE_CHECKING:
+    from .kubelet import Kubelet
+
+log = logging.getLogger(__name__)
+
+BACKOFF_RESET_AFTER = 600.0  # a container that ran this long starts its back-off afresh
+DEFAULT_GRACE = 30
+
+
+class ContainerConfigError(Exception):
+    """The container cannot be configured (missing ConfigMap key, bad command...):
+    reported as CreateContainerConfigError and retried."""
+
+
+class PodWorker:
+    def __init__(self, kubelet: Kubelet, pod: dict):
+        self.kubelet = kubelet
+        self.pod = pod
+        meta = pod["metadata"]
+        self.uid, self.name, self.namespace = meta["uid"], meta["name"], meta.get("namespace", "default")
+        spec = pod.get("spec") or {}
+        self.inits = [ContainerRecord(c["name"], c.get("image", ""), init=True,
+                                      sidecar=c.get("restartPolicy") == "Always")
+                      for c in spec.get("initContainers") or []]
+        self.containers = [ContainerRecord(c["name"], c.get("image", "")) for c in spec.get("containers") or []]
+        self.sandbox: Sandbox | None = None
+        self.volume_dirs: dict[str, str] | None = None
+        self.start_time = (pod.get("status") or {}).get("startTime") or now_iso()
+        self._wake = asyncio.Event()
+        self._backoff: dict[str, float] = {}  # container → current back-off delay
+        self._written: dict | None = None
+        self._terminal = False
+        self._volumes_refreshed = time.monotonic()
+        self.task: asyncio.Task[None] | None = None
+
+    # -- driving ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run(), name=f"pod-{self.namespace}/{self.name}")
+
+    def update(self, pod: dict) -> None:
+        self.pod = pod
+        self._wake.set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                if await self._sync():
+                    return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("pod %s/%s: sync failed", self.namespace, self.name)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self._wake.wait()
+
+    @property
+    def pod_ip(self) -> str | None:
+        return self.sandbox.ip if self.sandbox else None
+
+    @property
+    def records(self) -> list[ContainerRecord]:
+        return [*self.inits, *self.containers]
+
+    def _spec_of(self, rec: ContainerRecord) -> dict:
+        key = "initContainers" if rec.init else "containers"
+        return next(c for c in (self.pod.get("spec") or {}).get(key) or [] if c["name"] == rec.name)
+
+    # -- one pass ----------------------------------------------------------------------------
+
+    async def _sync(self) -> bool:
+        """One reconciliation; True when the pod is gone for good."""
+        if (self.pod.get("metadata") or {}).get("deletionTimestamp"):
+            await self._terminate()
+            return True
+        await self._refresh()
+        if self._terminal:
+            return False  # finished: nothing runs; wait for the deletion
+        if self.sandbox is None:
+            await self._create_sandbox()
+        if self.volume_dirs is None:
+            try:
+                self.volume_dirs = await self.kubelet.volumes.setup(self.pod)
+            except Exception as e:
+                self.kubelet.event(self.pod, "Warning", "FailedMount", f"Unable to mount volumes: {e}")
+                for rec in self.records:
+                    rec.waiting_reason, rec.waiting_message = "ContainerCreating", ""
+                await self._write_status()
+                return False
+        await self._refresh_volumes()
+        if await self._run_init_containers():
+            for rec in self.containers:
+                await self._ensure_running(rec)
+        await self._write_status()
+        if self._finished():
+            await self._finish()
+        return False
+
+    async def _refresh_volumes(self) -> None:
+        """ConfigMap/Secret/projected volumes follow their sources while the pod runs."""
+        now = time.monotonic()
+        if now - self._volumes_refreshed >= self.kubelet.volume_refresh_period:
+            self._volumes_refreshed = now
+            for problem in await self.kubelet.volumes.refresh(self.pod):
+                log.warning("pod %s/%s: volume refresh: %s", self.namespace, self.name, problem)
+        for warning in self.kubelet.volumes.pop_warnings(self.uid):
+            self.kubelet.event(self.pod, "Warning", "FailedMount", warning)
+
+    async def _refresh(self) -> None:
+        """Ask the runtime how each current container is doing."""
+        for rec in self.records:
+            if rec.current is None:
+                continue
+            was_running = rec.running
+            try:
+                rec.current = await self.kubelet.runtime.container_status(rec.current.id)
+            except Exception as e:
+                log.warning("pod %s/%s: status of %s: %s", self.namespace, self.name, rec.name, e)
+                continue
+            if was_running and not rec.running:
+                self.kubelet.prober.stop(self.uid, rec.name)
+                rec.ready = rec.started = False
+            if rec.running and self.kubelet.prober.has(self.uid, rec.name):
+                self.kubelet.prober.sync_record(self.uid, rec)
+            elif rec.running:
+                # No probes: started and ready as soon as it runs (readiness without a probe).
+                spec = self._spec_of(rec)
+                rec.started = rec.started or not spec.get("startupProbe")
+                rec.ready = rec.ready or (rec.started and not spec.get("readinessProbe"))
+
+    async def _create_sandbox(self) -> None:
+        spec = self.pod.get("spec") or {}
+        hostname = spec.get("hostname") or self.name
+        config = SandboxConfig(pod_uid=self.uid, name=self.name, namespace=self.namespace, hostname=hostname[:63],
+                               host_network=bool(spec.get("hostNetwork")),
+                               labels={LABEL_POD_UID: self.uid, LABEL_POD_NAME: self.name,
+                                       LABEL_POD_NAMESPACE: self.namespace})
+        self.sandbox = await self.kubelet.runtime.run_pod_sandbox(config)
+
+    async def _run_init_containers(self) -> bool:
+        """Start the next init container when the one before succeeded; True when all have
+        (sidecars: started)."""
+        policy = (self.pod.get("spec") or {}).get("restartPolicy") or "Always"
+        for rec in self.inits:
+            if rec.sidecar:
+                await self._ensure_running(rec, restart_policy="Always")
+                if not rec.started:
+                    return False
+                continue
+            if rec.succeeded:
+                continue
+            if rec.current is None:
+                await self._start(rec)
+                return False
+            if rec.running:
+                return False
+            # Failed: the pod fails with restartPolicy Never, else the init container is retried.
+            if policy != "Never":
+                await self._restart_with_backoff(rec)
+            return False
+        return True
+
+    async def _ensure_running(self, rec: ContainerRecord, restart_policy: str | None = None) -> None:
+        policy = restart_policy or (self.pod.get("spec") or {}).get("restartPolicy") or "Always"
+        if rec.current is None:
+            await self._start(rec)
+        elif rec.exited:
+            code = rec.current.exit_code
+            if policy == "Always" or (policy == "OnFailure" and code != 0):
+                await self._restart_with_backoff(rec)
+
+    def _finished(self) -> bool:
+        st = self._written or {}
+        return st.get("phase") in ("Succeeded", "Failed")
+
+    async def _finish(self) -> None:
+        """A pod that reached Succeeded/Failed: stop what still runs (sidecars) and its sandbox."""
+        self._terminal = True
+        await self._stop_all(grace=0)
+        if self.sandbox is not None:
+            await self.kubelet.runtime.stop_pod_sandbox(self.sandbox)
+
+    # -- containers ---------------------------------------------------------------------------
+
+    async def _restart_with_backoff(self, rec: ContainerRecord) -> None:
+        """Restart an exited container, unless it is within its back-off (CrashLoopBackOff:
+        10 s after the second exit, doubling to 5 min; reset after 10 min of running)."""
+        cur = rec.current
+        assert cur is not None
+        base = self.kubelet.backoff_base
+        delay = self._backoff.get(rec.name)
+        ran = (cur.finished_at - cur.started_at).total_seconds() if cur.finished_at and cur.started_at else 0.0
+        if ran >= BACKOFF_RESET_AFTER:
+            delay = None
+        finished = cur.finished_at.timestamp() if cur.finished_at else time.time()
+        if delay is not None and time.time() - finished < delay:
+            if rec.waiting_reason != "CrashLoopBackOff":
+                self.kubelet.event(self.pod, "Warning", "BackOff", "Back-off restarting failed container "
+                                   f"{rec.name} in pod {self.name}_{self.namespace}({self.uid})", field=rec.name)
+            rec.waiting_reason = "CrashLoopBackOff"
+            rec.waiting_message = (f"back-off {_duration(delay)} restarting failed container={rec.name} "
+                                   f"pod={self.name}_{self.namespace}({self.uid})")
+            return
+        self._backoff[rec.name] = base if delay is None else min(delay * 2, self.kubelet.max_backoff)
+        rec.restart_count += 1
+        old = rec.previous
+        rec.previous = cur
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await self.kubelet.runtime.remove_container(old.id)
+        await self._start(rec)
+
+    async def _start(self, rec: ContainerRecord) -> None:
+        """Pull, configure, create and start one container; failures become its waiting reason."""
+        assert self.sandbox is not None
+        spec = self._spec_of(rec)
+        rec.waiting_reason, rec.waiting_message = "ContainerCreating" if not rec.init else "PodInitializing", ""
+        try:
+            image = await self.kubelet.pull(self.pod, spec)
+        except Exception as e:
+            reason, message = self.kubelet.image_error(e)
+            rec.waiting_reason, rec.waiting_message = reason, message
+            self.kubelet.event(self.pod, "Warning", "Failed", f"Failed to pull image \"{spec.get('image')}\": "
+                                                              f"{message}", field=rec.name)
+            return
+        rec.image_id = image.image_id
+        try:
+            config = await self._container_config(rec, spec, image)
+        except ContainerConfigError as e:
+            rec.waiting_reason, rec.waiting_message = "CreateContainerConfigError", str(e)
+            self.kubelet.event(self.pod, "Warning", "Failed", f"Error: {e}", field=rec.name)
+            return
+        runtime = self.kubelet.runtime
+        try:
+            cid = await runtime.create_container(self.sandbox, config)
+        except Exception as e:
+            rec.waiting_reason, rec.waiting_message = "CreateContainerError", str(e)
+            self.kubelet.event(self.pod, "Warning", "Failed", f"Error: {e}", field=rec.name)
+            return
+        self.kubelet.event(self.pod, "Normal", "Created", f"Created container {rec.name}", field=rec.name)
+        try:
+            await runtime.start_container(cid)
+        except Exception as e:
+            self.kubelet.event(self.pod, "Warning", "Failed", f"Error: {e}", field=rec.name)
+        rec.current = await runtime.container_status(cid)
+        if rec.running:
+            self.kubelet.event(self.pod, "Normal", "Started", f"Started container {rec.name}", field=rec.name)
+            rec.waiting_reason, rec.waiting_message = "", ""
+            if not await self.kubelet.post_start(self, rec, spec):
+                return
+            self.kubelet.prober.start(self, rec, spec)
+
+    async def _container_config(self, rec: ContainerRecord, spec: dict, image: Any) -> ContainerConfig:
+        pod_ip = self.sandbox.ip if self.sandbox else None
+        try:
+            env = await self.kubelet.container_env(self.pod, spec, pod_ip)
+            args = ocispec.container_args(spec, image.config, env)
+            mounts = self.kubelet.volumes.mounts_for(self.pod, spec, self.volume_dirs or {}, env)
+        except ContainerConfigError:
+            raise
+        except (ValueError, LookupError) as e:
+            raise ContainerConfigError(str(e)) from e
+        cfg = ocispec.runtime_config(image.config)
+        image_env = dict(kv.split("=", 1) for kv in cfg.get("Env") or [] if "=" in kv)
+        return ContainerConfig(
+            name=rec.name, image=spec.get("image", ""), args=args, env={**image_env, **env},
+            log_path=self.log_path(rec.name, rec.restart_count),
+            working_dir=spec.get("workingDir") or cfg.get("WorkingDir") or None, mounts=mounts,
+            image_ref=image.ref, image_config=dict(cfg),
+            security_context=spec.get("securityContext") or {},
+            pod_security_context=(self.pod.get("spec") or {}).get("securityContext") or {},
+            resources=spec.get("resources") or {}, tty=bool(spec.get("tty")), stdin=bool(spec.get("stdin")),
+            labels={LABEL_POD_UID: self.uid, LABEL_POD_NAME: self.name, LABEL_POD_NAMESPACE: self.namespace,
+                    LABEL_CONTAINER_NAME: rec.name, LABEL_ATTEMPT: str(rec.restart_count)})
+
+    def log_path(self, container: str, attempt: int) -> Path:
+        """The kubelet's layout: /var/log/pods/<ns>_<pod>_<uid>/<container>/<restartCount>.log"""
+        d = self.kubelet.logs_dir / f"{self.namespace}_{self.name}_{self.uid}" / container
+        d.mkdir(parents=True, exist_ok=True)
+        return d / f"{attempt}.log"
+
+    async def kill(self, rec: ContainerRecord, reason: str, message: str) -> None:
+        """Stop one container (a failed liveness probe or postStart hook); the next pass
+        restarts it per restartPolicy."""
+        if rec.current is None or not rec.running:
+            return
+        self.kubelet.event(self.pod, "Normal", "Killing", message, field=rec.name)
+        grace = int((self.pod.get("spec") or {}).get("terminationGracePeriodSeconds", DEFAULT_GRACE))
+        self.kubelet.prober.stop(self.uid, rec.name)
+        await self.kubelet.run_pre_stop(self, rec, self._spec_of(rec), time.monotonic() + grace)
+        await self.kubelet.runtime.stop_container(rec.current.id, grace)
+        rec.current = await self.kubelet.runtime.container_status(rec.current.id)
+        if reason and rec.current.reason in ("", "Error", "Completed") and rec.current.exit_code not in (None, 0):
+            rec.current.reason = "Error"
+        self.wake()
+
+    # -- termination ------------------------------------------------------------------------------
+
+    def _grace(self) -> int:
+        meta, spec = self.pod.get("metadata") or {}, self.pod.get("spec") or {}
+        grace = meta.get("deletionGracePeriodSeconds")
+        return int(spec.get("terminationGracePeriodSeconds", DEFAULT_GRACE) if grace is None else grace)
+
+    async def _stop_all(self, grace: int) -> None:
+        deadline = time.monotonic() + grace
+        running = [r for r in self.records if r.running]
+
+        async def stop(rec: ContainerRecord) -> None:
+            assert rec.current is not None
+            self.kubelet.prober.stop(self.uid, rec.name)
+            if grace > 0:
+                await self.kubelet.run_pre_stop(self, rec, self._spec_of(rec), deadline)
+            await self.kubelet.runtime.stop_container(rec.current.id, max(0.0, deadline - time.monotonic()))
+
+        await asyncio.gather(*(stop(r) for r in running), return_exceptions=True)
+        await self._refresh()
+
+    async def stop_everything(self) -> None:
+        """Kill the pod's containers and sandbox without touching the API (the kubelet exits)."""
+        await self._stop_all(grace=0)
+        if self.sandbox is not None:
+            with contextlib.suppress(Exception):
+                await self.kubelet.runtime.stop_pod_sandbox(self.sandbox)
+
+    async def _terminate(self) -> None:
+        """The pod is being deleted: stop everything within its grace period, report the
+        final status, release the sandbox and volumes, and remove the pod object."""
+        if not self._terminal:
+            for rec in self.records:
+                if rec.running:
+                    self.kubelet.event(self.pod, "Normal", "Killing", f"Stopping container {rec.name}",
+                                       field=rec.name)
+            await self._refresh()
+            await self._stop_all(self._grace())
+            with contextlib.suppress(Exception):
+                await self._write_status(terminal_reason=None)
+        if self.sandbox is not None:
+            with contextlib.suppress(Exception):
+                await self.kubelet.runtime.stop_pod_sandbox(self.sandbox)
+                await self.kubelet.runtime.remove_pod_sandbox(self.sandbox)
+        await self.kubelet.prober.close(self.uid)
+        with contextlib.suppress(Exception):
+            await self.kubelet.volumes.teardown(self.uid)
+        try:
+            await self.kubelet.client.delete("v1", "pods", self.name, self.namespace, gracePeriodSeconds=0,
+                                             preconditions={"uid": self.uid})
+        except ApiException as e:
+            if e.status not in (404, 409):
+                raise
+
+    # -- status -----------------------------------------------------------------------------------
+
+    async def _write_status(self, terminal_reason: str | None = None) -> None:
+        status = pod_status(self.pod, inits=self.inits, containers=self.containers,
+                            runtime=self.kubelet.runtime.name, host_ip=self.kubelet.host_ip,
+                            pod_ip=self.sandbox.ip if self.sandbox else None, start_time=self.start_time,
+                            sandbox_ready=self.sandbox is not None, terminal_reason=terminal_reason)
+        if status == self._written:
+            return
+        try:
+            await self.kubelet.client.patch("v1", "pods", self.name, {"status": status}, self.namespace,
+                                            sub="status")
+        except ApiException as e:
+            if e.status == 404:
+                return
+            raise
+        self._written = status
+
+
+def _duration(seconds: float) -> str:
+    """Go's time.Duration formatting for whole seconds: 10s, 1m20s, 5m0s."""
+    s = int(seconds)
+    return f"{s // 60}m{s % 60}s" if s >= 60 else f"{s}s"
+
+
+__all__ = ["ContainerConfigError", "PodWorker"]
