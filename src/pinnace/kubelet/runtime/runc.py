@@ -14,6 +14,12 @@ reports the init pid, then waits for init and writes ``exit.json`` (exit code,
 signal, and whether the cgroup's ``oom_kill`` counter moved) before exiting.
 The shim outlives the kubelet, so a restarted kubelet still finds the status.
 
+With ``log_format="cri"`` the container's stdout/stderr are pipes instead, which the
+shim copies into the log file(s) in the CRI log format (:mod:`pinnace.kubelet.crilog`)
+until init has exited and the pipes are drained -- so logs keep flowing while no
+kubelet runs. The price: a container writing after the shim was killed gets SIGPIPE
+(as with containerd-shim).
+
 State: runc's own under ``<data_dir>/runc/state`` (``--root``); the shims' under
 ``<data_dir>/runc/shims/<id>`` (init.pid, exit.json, runc.log). cgroups use the
 cgroupfs driver (no ``--systemd-cgroup``), so ``cgroupsPath`` is a path on v1 and v2.
@@ -34,12 +40,14 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 _ID_RE = re.compile(r"^[\w+.-]+$")  # runc's container id rule
 _LOGFMT_MSG = re.compile(r'msg="((?:[^"\\]|\\.)*)"')
 PR_SET_CHILD_SUBREAPER = 36
 UNKNOWN_EXIT_CODE = 255  # what containerd reports when the status was lost
+DRAIN_TIMEOUT = 2.0  # after init exited, how long a stray holder of the log pipes may keep them
+LogFormat = Literal["raw", "cri"]
 
 
 class RuncError(Exception):
@@ -203,13 +211,17 @@ class Runc:
     # ---- lifecycle ---------------------------------------------------------------------
 
     async def create(self, container_id: str, bundle: Path | str, stdout_path: Path | str,
-                     stderr_path: Path | str) -> int:
+                     stderr_path: Path | str, *, log_format: LogFormat = "raw") -> int:
         """``runc create`` through a shim; the container's stdout/stderr append to the two
-        files (they may be the same). Returns the init pid; the process waits for start()."""
+        files (they may be the same): as written (``raw``) or as CRI log entries (``cri``).
+        Returns the init pid; the process waits for start()."""
+        if log_format not in ("raw", "cri"):
+            raise ValueError(f"invalid log_format {log_format!r}")
         shim_dir = self._shim_dir(container_id)
         if shim_dir.exists() and await self._exists(container_id):
             raise RuncError(f"container {container_id} already exists")
         params = self._prepare(container_id, bundle, stdout_path, stderr_path)
+        params["log_format"] = log_format
         shim_log = os.open(shim_dir / "shim.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -338,6 +350,10 @@ class Runc:
         """The exit code (137 = SIGKILL, e.g. the OOM killer: see :meth:`wait` for the reason)."""
         return (await self.wait(container_id)).exit_code
 
+    def shim_alive(self, container_id: str) -> bool:
+        """Whether the container's shim still runs (a cheap check: no runc process)."""
+        return self._shim_alive(container_id)
+
     def _shim_alive(self, container_id: str) -> bool:
         try:
             pid = int((self._shim_dir(container_id) / "shim.pid").read_text())
@@ -359,11 +375,24 @@ def _shim(params: dict[str, str]) -> int:
     pid_file, log_file = shim_dir / "init.pid", shim_dir / "runc.log"
     for p in (params["stdout"], params["stderr"]):
         Path(p).parent.mkdir(parents=True, exist_ok=True)
-    with open(params["stdout"], "ab") as out, open(params["stderr"], "ab") as err:
+    cri = params.get("log_format") == "cri"
+    if cri:
+        # The container writes pipes we copy into the log; the read ends are close-on-exec,
+        # so only the container holds the write ends once runc create has exited.
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        stdio = (out_w, err_w)
+    else:  # pass-through: the container writes the files itself
+        stdio = (os.open(params["stdout"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640),
+                 os.open(params["stderr"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640))
+    try:
         rc = subprocess.call(
             [params["runc"], "--root", params["root"], "--log", str(log_file), "--log-format", "json",
              "create", "--bundle", params["bundle"], "--pid-file", str(pid_file), params["id"]],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+            stdin=subprocess.DEVNULL, stdout=stdio[0], stderr=stdio[1])
+    finally:
+        for fd in stdio:
+            os.close(fd)
     if rc != 0:
         log = log_file.read_text(errors="replace") if log_file.exists() else ""
         _report({"error": _runc_message(log) or f"exited {rc}", "stderr": log})
@@ -372,16 +401,11 @@ def _shim(params: dict[str, str]) -> int:
     oom_file = _oom_counter_file(init)  # init is parked in runc's exec fifo, already in its cgroup
     oom_before = _oom_kills(oom_file)
     _report({"pid": init})
-    status = None
-    while status is None:
-        try:
-            pid, st = os.waitpid(-1, 0)  # reap init and any orphan re-parented to us
-        except ChildProcessError:
-            break
-        except InterruptedError:
-            continue
-        if pid == init:
-            status = st
+    if cri:
+        status = asyncio.run(_log_until_exit(init, (out_r, params["stdout"], "stdout"),
+                                             (err_r, params["stderr"], "stderr")))
+    else:
+        status = _reap(init)
     if status is None:
         result = ExitStatus(UNKNOWN_EXIT_CODE, finished_at=time.time())
     elif os.WIFSIGNALED(status):
@@ -393,6 +417,46 @@ def _shim(params: dict[str, str]) -> int:
     tmp.write_text(json.dumps(asdict(result)))
     tmp.rename(shim_dir / "exit.json")  # atomic: readers never see half a record
     return 0
+
+
+def _reap(init: int) -> int | None:
+    """Wait for ``init``; its wait status (None if it was somehow not our child)."""
+    while True:
+        try:
+            pid, st = os.waitpid(-1, 0)  # reap init and any orphan re-parented to us
+        except ChildProcessError:
+            return None
+        except InterruptedError:
+            continue
+        if pid == init:
+            return st
+
+
+async def _log_until_exit(init: int, *streams: tuple[int, str, str]) -> int | None:
+    """Copy each (pipe fd, log path, stream name) into its log in CRI format while waiting
+    for ``init``; init's wait status once it has exited and the pipes are drained."""
+    from pinnace.kubelet import crilog  # only the CRI mode needs it: keeps the raw shim's start fast
+
+    loop = asyncio.get_running_loop()
+
+    async def pump(fd: int, path: str, stream: str) -> None:
+        reader = asyncio.StreamReader()
+        transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
+                                                    os.fdopen(fd, "rb", buffering=0))
+        try:
+            await crilog.pump(reader, Path(path), stream)
+        finally:
+            transport.close()
+
+    pumps = [asyncio.create_task(pump(*s)) for s in streams]
+    status = await asyncio.to_thread(_reap, init)
+    # init's exit tears down its pid namespace, so the pipes close right away; something
+    # outside it holding them (a host-pid container's daemon) must not delay the status forever.
+    _, pending = await asyncio.wait(pumps, timeout=DRAIN_TIMEOUT)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pumps, return_exceptions=True)
+    return status
 
 
 def _report(message: dict[str, Any]) -> None:

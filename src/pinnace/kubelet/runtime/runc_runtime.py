@@ -1,0 +1,684 @@
+"""The ``runc`` container runtime: real OCI containers, one per Kubernetes container.
+
+A pod sandbox is a *pause* container holding the pod's shared namespaces; every
+container of the pod joins them, as with containerd's CRI plugin.
+
+**Networking is temporary: the host's.**  There is no CNI yet, so no pod gets its own
+network namespace: the pause container and every container use the host's network
+(``Sandbox.netns_path`` is None, ``Sandbox.ip`` is the node's ``host_ip``), while IPC
+and UTS (hostname = the pod's hostname) are per pod.  Two pods listening on one port
+clash, as ``hostNetwork`` pods do.  A later networking change creates a network
+namespace per sandbox through CNI, sets ``netns_path`` and the pod IP; containers
+already join ``netns_path`` whenever it is set.
+
+Layout under ``state_dir``::
+
+    pause/rootfs/                   the pause rootfs: the host's static busybox (made once)
+    rootfs-cache/<digest>/          each image unpacked once, keyed by manifest digest;
+                                    the read-only lower layer of every container's overlay
+    sandboxes/<id>/                 sandbox.json, hosts, hostname, resolv.conf, bundle/
+    containers/<id>/                container.json (labels, times, ...), bundle/config.json,
+                                    bundle/rootfs (the overlay mount), upper/, work/
+    runc/state, runc/shims/<id>     runc's ``--root`` and the shims (see runc.py)
+
+Root filesystems: an overlayfs mount per container (lower = the image cache, upper
+and work dirs in the container dir), so a container's writes never reach the cache
+and creating a container copies nothing.  Where overlay cannot be mounted (a state dir
+on overlayfs or a filesystem without ``d_type``, a kernel without overlay), each
+container gets its own full unpack instead; the log says which.
+
+Logs: the per-container shim (runc.py, ``log_format="cri"``) copies stdout/stderr into
+``ContainerConfig.log_path`` in the CRI log format.  The shim outlives the kubelet, so
+logs keep flowing and exit statuses (with OOM kills) are recorded while the kubelet is
+down or restarting; a new ``RuncRuntime`` over the same ``state_dir`` finds everything.
+
+Stopping sends the image's STOPSIGNAL (SIGTERM by default), then SIGKILL after the timeout.
+
+Status is cheap (the kubelet polls it every second per container): the exit status
+is the shim's ``exit.json``; "running" is our record of a successful start plus a
+liveness check of the shim's pid.  ``runc state`` runs only when the shim died without
+recording an exit.
+
+cgroups: ``<cgroup_parent>/pod<uid>/<container id>`` (the pause container too), cgroupfs
+driver; a relative ``cgroup_parent`` is under the kubelet's own cgroup.
+
+Not supported yet: tty (containers run without a terminal, stderr stays separate),
+stdin, a shared PID namespace (shareProcessNamespace), hostIPC/hostPID, seccomp and
+AppArmor profiles, garbage collection of ``rootfs-cache`` for removed images.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import datetime as dt
+import errno
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import struct
+import time
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from pinnace.images.service import ImageService
+from pinnace.images.store import LocalImage
+from pinnace.kubelet.runtime import ocispec
+from pinnace.kubelet.runtime.base import (
+    ContainerConfig,
+    ContainerStatus,
+    ExecResult,
+    RuntimeError_,
+    Sandbox,
+    SandboxConfig,
+)
+from pinnace.kubelet.runtime.runc import ExitStatus, Runc, RuncError, cgroup_dirs
+
+log = logging.getLogger(__name__)
+
+# The pause process: PID 1 of its own pid namespace, so it needs a handler to stop on
+# SIGTERM; the background sleep + wait keeps the trap responsive.
+PAUSE_ARGS = ["/bin/sh", "-c", "trap exit TERM; while :; do sleep 3600 & wait; done"]
+PAUSE_APPLETS = ("sh", "sleep")
+START_ERROR_EXIT_CODE = 128  # what Kubernetes shows for a failed start ("StartError")
+UNKNOWN_EXIT_CODE = 255  # containerd's code for a lost exit status
+ETC_FILES = ("hosts", "hostname", "resolv.conf")
+_SAFE = re.compile(r"[^\w.-]")
+_MNT_DETACH = 2
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+
+
+def _utc(t: float | None) -> dt.datetime | None:
+    return None if t is None else dt.datetime.fromtimestamp(t, dt.UTC)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)  # atomic: a crash never leaves half a record
+
+
+def _default_host_ip() -> str:
+    """The address of the interface with the default route (a UDP connect sends nothing)."""
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect(("192.0.2.1", 9))
+        return str(s.getsockname()[0])
+    return "127.0.0.1"
+
+
+def _is_static_elf(path: Path) -> bool:
+    """True for an ELF executable without a PT_INTERP (dynamic loader) program header."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+            if head[:4] != b"\x7fELF" or head[4] != 2:  # only 64-bit ELF is checked precisely
+                return head[:4] == b"\x7fELF"
+            end = "<" if head[5] == 1 else ">"
+            phoff, = struct.unpack(end + "Q", head[32:40])
+            phentsize, phnum = struct.unpack(end + "HH", head[54:58])
+            f.seek(phoff)
+            table = f.read(phentsize * phnum)
+    except (OSError, struct.error):
+        return False
+    return all(struct.unpack(end + "I", table[i * phentsize:i * phentsize + 4])[0] != 3 for i in range(phnum))
+
+
+# ---- mounts -----------------------------------------------------------------------------------
+
+
+def _mount_overlay(lower: Path, upper: Path, work: Path, target: Path) -> None:
+    for p in (lower, upper, work):
+        if any(c in str(p) for c in ",:\\"):  # overlay's option syntax has no portable escaping
+            raise OSError(errno.EINVAL, f"path {p} cannot be an overlay option")
+    opts = f"lowerdir={lower},upperdir={upper},workdir={work}"
+    if _libc.mount(b"overlay", os.fsencode(target), b"overlay", 0, opts.encode()) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount overlay on {target}: {os.strerror(err)}")
+
+
+def _unmount(target: Path) -> None:
+    if _libc.umount2(os.fsencode(target), 0) == 0:
+        return
+    err = ctypes.get_errno()
+    if err == errno.EINVAL:  # not a mount point (any more)
+        return
+    if err == errno.EBUSY:  # something still uses it (a stray process): detach it lazily
+        log.warning("runc runtime: %s is busy, detaching it", target)
+        if _libc.umount2(os.fsencode(target), _MNT_DETACH) == 0:
+            return
+        err = ctypes.get_errno()
+    raise OSError(err, f"unmount {target}: {os.strerror(err)}")
+
+
+def _mounts_under(path: Path) -> list[str]:
+    """Mount points at or below ``path`` (from /proc/self/mountinfo)."""
+    prefix = str(path.resolve())
+    out = []
+    with contextlib.suppress(OSError), open("/proc/self/mountinfo") as f:
+        for line in f:
+            mnt = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4])
+            if mnt == prefix or mnt.startswith(prefix + "/"):
+                out.append(mnt)
+    return out
+
+
+def _remove_tree(path: Path) -> None:
+    """rmtree, but never through a mount: that would delete what the mount shows (an image
+    cache, a volume)."""
+    left = _mounts_under(path)
+    if left:
+        raise RuntimeError_(f"not removing {path}: still mounted: {', '.join(left)}")
+    shutil.rmtree(path, ignore_errors=True)
+
+
+class RuncRuntime:
+    """CRI's RuntimeService over runc; see the module docstring."""
+
+    name = "runc"
+
+    def __init__(self, state_dir: Path, images: ImageService, runc: Runc | None = None, *,
+                 host_ip: str | None = None, cgroup_parent: str = "/pinnace", busybox: str | None = None):
+        self.state_dir = Path(state_dir)
+        self.images = images
+        self.runc = runc or Runc(self.state_dir)
+        self.host_ip = host_ip or _default_host_ip()
+        if not cgroup_parent or ".." in cgroup_parent.split("/"):
+            raise ValueError(f"invalid cgroup_parent {cgroup_parent!r}")
+        self.cgroup_parent = cgroup_parent.rstrip("/") or "/"
+        self.busybox = busybox
+        self._containers = self.state_dir / "containers"
+        self._sandboxes = self.state_dir / "sandboxes"
+        self._cache = self.state_dir / "rootfs-cache"
+        self._pause_rootfs = self.state_dir / "pause" / "rootfs"
+        self._records: dict[str, dict[str, Any]] = {}  # container.json contents, by id
+        self._exits: dict[str, ExitStatus] = {}  # exit statuses seen (they never change)
+        self._lost: set[str] = set()  # containers whose shim died without an exit status
+        self._unpack_locks: dict[str, asyncio.Lock] = {}
+        self._pause_lock = asyncio.Lock()
+
+    async def close(self) -> None:
+        """Nothing to release: the shims keep running the containers without us."""
+
+    # ---- records ---------------------------------------------------------------------------
+
+    def _container_dir(self, container_id: str) -> Path:
+        if not re.fullmatch(r"[0-9a-f]{64}", container_id or ""):
+            raise RuntimeError_(f"invalid container id {container_id!r}")
+        return self._containers / container_id
+
+    def _record(self, container_id: str) -> dict[str, Any] | None:
+        rec = self._records.get(container_id)
+        if rec is None:
+            try:
+                rec = json.loads((self._container_dir(container_id) / "container.json").read_text())
+            except FileNotFoundError:
+                return None
+            except (OSError, ValueError) as e:
+                raise RuntimeError_(f"container {container_id}: corrupt state: {e}") from e
+            self._records[container_id] = rec
+        return rec
+
+    def _must(self, container_id: str) -> dict[str, Any]:
+        rec = self._record(container_id)
+        if rec is None:
+            raise RuntimeError_(f"container {container_id} not found")
+        return rec
+
+    def _save(self, rec: dict[str, Any]) -> None:
+        _write_json(self._container_dir(rec["id"]) / "container.json", rec)
+        self._records[rec["id"]] = rec
+
+    def _cgroup(self, pod_uid: str, name: str) -> str:
+        parent = "" if self.cgroup_parent == "/" else self.cgroup_parent
+        return f"{parent}/pod{_SAFE.sub('_', pod_uid)}/{name}"
+
+    # ---- sandboxes ---------------------------------------------------------------------------
+
+    async def run_pod_sandbox(self, config: SandboxConfig) -> Sandbox:
+        sid = secrets.token_hex(32)
+        d = self._sandboxes / sid
+        (d / "bundle").mkdir(parents=True)
+        try:
+            rootfs = await self._ensure_pause_rootfs()
+            self._write_etc_files(d, config)
+            cgroups_path = self._cgroup(config.pod_uid, sid)
+            host_net = config.host_network
+            spec = ocispec.build_spec(
+                {"name": "POD", "command": PAUSE_ARGS,
+                 "securityContext": {"capabilities": {"drop": ["ALL"]}, "readOnlyRootFilesystem": True}},
+                rootfs=str(rootfs), hostname=None if host_net else config.hostname, host_network=host_net,
+                cgroups_path=cgroups_path, annotations={"io.kubernetes.cri.container-type": "sandbox"})
+            _use_host_network(spec)
+            _write_json(d / "bundle" / "config.json", spec)
+            record = {"id": sid, "config": asdict(config), "ip": self.host_ip, "cgroups_path": cgroups_path,
+                      "created_at": time.time()}
+            _write_json(d / "sandbox.json", record)
+            pid = await self.runc.create(sid, d / "bundle", d / "pause.log", d / "pause.log")
+            await self.runc.start(sid)
+        except Exception as e:
+            with contextlib.suppress(RuncError):
+                await self.runc.delete(sid, force=True)
+            with contextlib.suppress(RuntimeError_):
+                await asyncio.to_thread(_remove_tree, d)
+            self._rmdir_cgroups(self._cgroup(config.pod_uid, ""))
+            if isinstance(e, RuntimeError_):
+                raise
+            raise RuntimeError_(f"pod sandbox: {e}") from e
+        record["pid"] = pid
+        _write_json(d / "sandbox.json", record)
+        return Sandbox(id=sid, config=config, ip=self.host_ip, netns_path=None,
+                       ipc_path=f"/proc/{pid}/ns/ipc", uts_path=None if host_net else f"/proc/{pid}/ns/uts")
+
+    def _write_etc_files(self, d: Path, config: SandboxConfig) -> None:
+        """/etc/hosts, /etc/hostname and /etc/resolv.conf, bind-mounted into every container."""
+        if config.host_network:
+            # The host's names, as the kubelet gives hostNetwork pods.
+            hostname = socket.gethostname()
+            hosts = _read_host_file("/etc/hosts") or f"127.0.0.1\tlocalhost\n{self.host_ip}\t{hostname}\n"
+        else:
+            hostname = config.hostname
+            hosts = ("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n"
+                     "::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
+                     "fe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n"
+                     f"{self.host_ip}\t{hostname}\n")
+        (d / "hosts").write_text(hosts)
+        (d / "hostname").write_text(hostname + "\n")
+        # The host's resolver, for now: pods share its network, so even a 127.0.0.53 stub works.
+        (d / "resolv.conf").write_text(_read_host_file("/etc/resolv.conf"))
+        for name in ETC_FILES:
+            os.chmod(d / name, 0o644)
+
+    async def _ensure_pause_rootfs(self) -> Path:
+        async with self._pause_lock:
+            return await asyncio.to_thread(self._make_pause_rootfs)
+
+    def _make_pause_rootfs(self) -> Path:
+        if self._pause_rootfs.exists():
+            return self._pause_rootfs
+        busybox = Path(self.busybox or shutil.which("busybox") or "/bin/busybox")
+        if not busybox.exists():
+            raise RuntimeError_("the pause container needs busybox (apt-get install busybox-static)")
+        if not _is_static_elf(busybox):
+            raise RuntimeError_(f"{busybox} is dynamically linked: the pause container needs a static "
+                                "busybox (apt-get install busybox-static)")
+        tmp = self._pause_rootfs.with_name(f".rootfs-{secrets.token_hex(4)}")
+        (tmp / "bin").mkdir(parents=True)
+        shutil.copy(busybox, tmp / "bin" / "busybox")
+        for applet in PAUSE_APPLETS:
+            (tmp / "bin" / applet).symlink_to("busybox")
+        for sub in ("proc", "dev", "sys", "etc", "tmp"):
+            (tmp / sub).mkdir()
+        tmp.rename(self._pause_rootfs)  # atomic: a half-made rootfs is never used
+        return self._pause_rootfs
+
+    async def stop_pod_sandbox(self, sandbox: Sandbox) -> None:
+        await asyncio.gather(*(self.stop_container(cid, 0) for cid in self._sandbox_containers(sandbox.id)))
+        if (self._sandboxes / sandbox.id).exists():
+            await self._kill_and_wait(sandbox.id, signal.SIGKILL, self.runc.timeout)
+
+    async def remove_pod_sandbox(self, sandbox: Sandbox) -> None:
+        await self.stop_pod_sandbox(sandbox)
+        for cid in self._sandbox_containers(sandbox.id):
+            await self.remove_container(cid)
+        d = self._sandboxes / sandbox.id
+        if not d.exists():
+            return
+        try:
+            cgroups_path = json.loads((d / "sandbox.json").read_text())["cgroups_path"]
+        except (OSError, ValueError, KeyError):
+            cgroups_path = self._cgroup(sandbox.config.pod_uid, sandbox.id)
+        try:
+            await self.runc.delete(sandbox.id, force=True)
+        except RuncError as e:
+            raise RuntimeError_(f"pod sandbox {sandbox.id}: {e}") from e
+        await asyncio.to_thread(_remove_tree, d)
+        self._rmdir_cgroups(cgroups_path.rsplit("/", 1)[0])
+
+    def _sandbox_containers(self, sandbox_id: str) -> list[str]:
+        out = []
+        for cid in self._container_ids():
+            with contextlib.suppress(RuntimeError_):
+                rec = self._record(cid)
+                if rec is not None and rec["sandbox_id"] == sandbox_id:
+                    out.append(cid)
+        return out
+
+    def _rmdir_cgroups(self, pod_cgroup: str) -> None:
+        """Remove the pod's cgroup (runc removes only each container's own)."""
+        for d in cgroup_dirs(pod_cgroup.rstrip("/")):
+            with contextlib.suppress(FileNotFoundError):
+                try:
+                    d.rmdir()
+                except OSError as e:  # still has containers: a leak worth knowing about
+                    log.warning("runc runtime: cannot remove cgroup %s: %s", d, e)
+
+    # ---- containers --------------------------------------------------------------------------
+
+    async def create_container(self, sandbox: Sandbox, config: ContainerConfig) -> str:
+        sandbox_dir = self._sandboxes / sandbox.id
+        if not sandbox_dir.exists():
+            raise RuntimeError_(f"pod sandbox {sandbox.id} not found")
+        ref = config.image_ref or config.image
+        image = await self.images.resolve(ref)
+        if image is None:
+            raise RuntimeError_(f"image {ref!r} is not present")
+        cid = secrets.token_hex(32)
+        d = self._container_dir(cid)
+        rootfs = d / "bundle" / "rootfs"
+        rootfs.mkdir(parents=True)
+        mode = ""
+        try:
+            lower, mode = await self._make_rootfs(image, d, rootfs)
+            spec = self._container_spec(sandbox, config, image, lower, cid)
+            _write_json(d / "bundle" / "config.json", spec)
+            rec = {"id": cid, "sandbox_id": sandbox.id, "name": config.name, "image": config.image,
+                   "image_ref": image.ref, "labels": dict(config.labels), "log_path": str(config.log_path),
+                   "rootfs": mode, "cgroups_path": spec["linux"]["cgroupsPath"], "created_at": time.time(),
+                   "stop_signal": _stop_signal(config.image_config or ocispec.runtime_config(image.config)),
+                   "started_at": None, "pid": None, "start_error": None}
+            self._save(rec)
+            config.log_path.parent.mkdir(parents=True, exist_ok=True)
+            rec["pid"] = await self.runc.create(cid, d / "bundle", config.log_path, config.log_path,
+                                                log_format="cri")
+            self._save(rec)
+        except Exception as e:
+            # Undo everything: a failed create must not leave a mount or a half container.
+            self._records.pop(cid, None)
+            with contextlib.suppress(RuncError):
+                await self.runc.delete(cid, force=True)
+            if mode == "overlay":
+                with contextlib.suppress(OSError):
+                    _unmount(rootfs)
+            with contextlib.suppress(RuntimeError_):
+                await asyncio.to_thread(_remove_tree, d)
+            if isinstance(e, RuntimeError_):
+                raise
+            raise RuntimeError_(str(e)) from e
+        return cid
+
+    async def _make_rootfs(self, image: LocalImage, d: Path, rootfs: Path) -> tuple[Path, str]:
+        """Mount ``rootfs`` as an overlay over the image cache; (the image's files, mode)."""
+        lower = await self._cached_image(image)
+        upper, work = d / "upper", d / "work"
+        upper.mkdir()
+        work.mkdir()
+        try:
+            _mount_overlay(lower, upper, work, rootfs)
+            return lower, "overlay"
+        except OSError as e:
+            log.warning("runc runtime: overlay mount failed (%s); unpacking %s for container %s instead",
+                        e, image.ref, d.name[:12])
+        shutil.rmtree(upper)
+        shutil.rmtree(work)
+        await self.images.unpack(image, rootfs)
+        return rootfs, "copy"
+
+    async def _cached_image(self, image: LocalImage) -> Path:
+        """The image unpacked once into the cache (keyed by manifest digest)."""
+        key = _SAFE.sub("_", image.manifest_digest.replace("sha256:", ""))
+        dest = self._cache / key
+        lock = self._unpack_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            if not dest.exists():
+                tmp = self._cache / f".{key}-{secrets.token_hex(4)}"
+                try:
+                    await self.images.unpack(image, tmp)
+                    tmp.rename(dest)  # atomic: a crash mid-unpack leaves only a .tmp dir
+                except BaseException:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    raise
+        return dest
+
+    def _container_spec(self, sandbox: Sandbox, config: ContainerConfig, image: LocalImage, image_root: Path,
+                        cid: str) -> dict[str, Any]:
+        image_config = dict(config.image_config or ocispec.runtime_config(image.config))
+        user = image_config.get("User")
+        if user and not re.fullmatch(r"\d+(:\d+)?", user):
+            try:
+                image_config["User"] = ocispec.resolve_image_user(user, image_root)
+            except ValueError:
+                if _run_as_user(config) is None:
+                    raise
+                image_config.pop("User")  # runAsUser wins; the name does not matter
+        host_net = sandbox.config.host_network
+        hostname = socket.gethostname() if host_net else sandbox.config.hostname
+        sandbox_dir = self._sandboxes / sandbox.id
+        mounts = [ocispec.BindMount(m.host_path, m.container_path, m.read_only) for m in config.mounts]
+        taken = {str(Path(m.container_path)) for m in config.mounts}
+        read_only_root = bool(config.security_context.get("readOnlyRootFilesystem"))
+        mounts += [ocispec.BindMount(str(sandbox_dir / name), f"/etc/{name}", read_only_root)
+                   for name in ETC_FILES if f"/etc/{name}" not in taken]
+        container = {
+            "name": config.name,
+            # The kubelet already expanded $(VAR)s: escape "$" so build_spec's expansion is the identity.
+            "command": [a.replace("$", "$$") for a in config.args],
+            "workingDir": config.working_dir,
+            "securityContext": config.security_context,
+            "resources": config.resources,
+            "tty": False,  # no console socket support yet: see the module docstring
+        }
+        if config.tty:
+            log.info("runc runtime: container %s asks for a tty, which is not supported; running without", config.name)
+        spec = ocispec.build_spec(
+            container, image_config=image_config, env={"HOSTNAME": hostname, **config.env},
+            pod_security_context=config.pod_security_context, mounts=mounts,
+            netns_path=sandbox.netns_path, ipc_path=sandbox.ipc_path, uts_path=sandbox.uts_path,
+            host_network=host_net, cgroups_path=self._cgroup(sandbox.config.pod_uid, cid),
+            annotations={"io.kubernetes.cri.container-type": "container",
+                         "io.kubernetes.cri.sandbox-id": sandbox.id})
+        if sandbox.netns_path is None:
+            _use_host_network(spec)
+        return spec
+
+    async def start_container(self, container_id: str) -> None:
+        rec = self._must(container_id)
+        if rec["started_at"] is not None or rec["start_error"] or self._exit(container_id) is not None:
+            raise RuntimeError_(f"container {container_id} is not in the created state")
+        try:
+            await self.runc.start(container_id)
+        except RuncError as e:
+            rec["start_error"] = {"message": str(e), "at": time.time()}
+            self._save(rec)
+            with contextlib.suppress(RuncError):
+                await self.runc.kill(container_id, signal.SIGKILL)
+            raise RuntimeError_(str(e)) from e
+        rec["started_at"] = time.time()
+        self._save(rec)
+
+    async def stop_container(self, container_id: str, timeout: float) -> None:
+        rec = self._record(container_id)
+        if rec is None:
+            return  # CRI: stopping a removed container is not an error
+        status = await self.container_status(container_id)
+        if status.state == "exited":
+            return
+        if status.state == "running" and timeout > 0:
+            with contextlib.suppress(TimeoutError):
+                await self._kill_and_wait(container_id, rec.get("stop_signal") or signal.SIGTERM, timeout)
+                return
+        await self._kill_and_wait(container_id, signal.SIGKILL, self.runc.timeout)
+
+    async def _kill_and_wait(self, container_id: str, sig: int, timeout: float) -> None:
+        """Signal init and wait (at most ``timeout`` seconds, else TimeoutError) for its exit."""
+        try:
+            await self.runc.kill(container_id, sig)
+        except RuncError as e:  # already stopped (or gone): waiting tells
+            log.debug("runc runtime: kill %s %s: %s", container_id[:12], sig, e)
+        try:
+            await asyncio.wait_for(self.runc.wait(container_id, poll=0.05), timeout)
+        except RuncError:  # gone altogether: nothing to wait for
+            pass
+
+    async def remove_container(self, container_id: str) -> None:
+        rec = self._record(container_id)
+        if rec is None:
+            return  # already removed
+        try:
+            await self.runc.delete(container_id, force=True)
+        except RuncError as e:
+            raise RuntimeError_(f"container {container_id}: {e}") from e
+        d = self._container_dir(container_id)
+        rootfs = d / "bundle" / "rootfs"
+        if rec.get("rootfs") == "overlay":
+            try:
+                _unmount(rootfs)
+            except OSError as e:
+                raise RuntimeError_(f"container {container_id}: {e}") from e
+        await asyncio.to_thread(_remove_tree, d)
+        self._records.pop(container_id, None)
+        self._exits.pop(container_id, None)
+        self._lost.discard(container_id)
+
+    def _exit(self, container_id: str) -> ExitStatus | None:
+        status = self._exits.get(container_id)
+        if status is None:
+            status = self.runc.exit_status(container_id)
+            if status is not None:
+                self._exits[container_id] = status
+        return status
+
+    async def container_status(self, container_id: str) -> ContainerStatus:
+        rec = self._must(container_id)
+        status = ContainerStatus(id=container_id, state="unknown", created_at=_utc(rec["created_at"]),
+                                 started_at=_utc(rec["started_at"]), pid=rec.get("pid"), labels=dict(rec["labels"]))
+        exit_status = self._exit(container_id)
+        if exit_status is None and not self.runc.shim_alive(container_id):
+            # The shim is gone without a record (killed, or it wrote one just now): re-read,
+            # then ask runc as the last resort.
+            exit_status = self._exit(container_id) or await self._lost_exit(container_id)
+        if rec.get("start_error"):
+            err = rec["start_error"]
+            status.state, status.exit_code, status.reason = "exited", START_ERROR_EXIT_CODE, "StartError"
+            status.message, status.started_at = err["message"], None
+            status.finished_at = _utc(exit_status.finished_at if exit_status else err["at"])
+        elif exit_status is not None:
+            status.state, status.exit_code = "exited", exit_status.exit_code
+            status.finished_at = _utc(exit_status.finished_at)
+            status.reason = exit_status.reason
+            if container_id in self._lost:
+                status.reason = "Unknown"
+                status.message = "the container's shim died without recording its exit status"
+            elif exit_status.oom_killed:
+                status.message = "the container exceeded its memory limit and was killed by the OOM killer"
+        else:
+            status.state = "running" if rec["started_at"] is not None else "created"
+        return status
+
+    async def _lost_exit(self, container_id: str) -> ExitStatus | None:
+        try:
+            state = await self.runc.state(container_id)
+        except RuncError:
+            state = {"status": "stopped"}
+        if state.get("status") in ("created", "running", "paused"):
+            return None  # the container lives on without its shim: its status will be lost
+        status = ExitStatus(UNKNOWN_EXIT_CODE, finished_at=time.time())  # as containerd reports a lost status
+        self._exits[container_id] = status
+        self._lost.add(container_id)
+        return status
+
+    def _container_ids(self) -> list[str]:
+        try:
+            return sorted(p.name for p in self._containers.iterdir() if (p / "container.json").exists())
+        except FileNotFoundError:
+            return []
+
+    async def list_containers(self) -> list[ContainerStatus]:
+        out = []
+        for cid in self._container_ids():
+            try:
+                out.append(await self.container_status(cid))
+            except RuntimeError_ as e:  # removed meanwhile, or a corrupt record: skip it
+                log.debug("runc runtime: skipping container %s: %s", cid[:12], e)
+        out.sort(key=lambda s: s.created_at or dt.datetime.min.replace(tzinfo=dt.UTC))
+        return out
+
+    async def exec_sync(self, container_id: str, cmd: list[str], timeout: float) -> ExecResult:
+        status = await self.container_status(container_id)
+        if status.state != "running":
+            raise RuntimeError_(f"container {container_id} is not running")
+        if not cmd:
+            raise RuntimeError_("no command specified")
+        pid_file = self._container_dir(container_id) / f"exec-{secrets.token_hex(6)}.pid"
+        # `runc exec` takes process.env/user/cwd/capabilities from the bundle's config.json.
+        proc = await asyncio.create_subprocess_exec(
+            self.runc.binary, "--root", str(self.runc.root), "exec", "--pid-file", str(pid_file), container_id,
+            *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        except (TimeoutError, asyncio.CancelledError) as e:
+            # Kill the process in the container (killing only runc would leave it running), then
+            # let runc reap it: killed first, runc would orphan it to PID 1 as a zombie, which
+            # holds up the teardown of the container's pid namespace until PID 1 reaps it.
+            with contextlib.suppress(OSError, ValueError):
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+            try:
+                await asyncio.wait_for(asyncio.shield(proc.wait()), 2.0)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+            if isinstance(e, TimeoutError):
+                raise TimeoutError(f"command {cmd!r} timed out after {timeout}s") from None
+            raise
+        finally:
+            pid_file.unlink(missing_ok=True)
+        assert proc.returncode is not None
+        return ExecResult(exit_code=proc.returncode, stdout=out, stderr=err)
+
+    async def exec_process(self, container_id: str, cmd: list[str], *, tty: bool = False,
+                           stdin: bool = False) -> asyncio.subprocess.Process:
+        """``kubectl exec``: ``runc exec`` with pipes (no terminal yet: with ``tty`` stderr
+        joins stdout)."""
+        status = await self.container_status(container_id)
+        if status.state != "running":
+            raise RuntimeError_(f"container {container_id} is not running")
+        if not cmd:
+            raise RuntimeError_("no command specified")
+        return await asyncio.create_subprocess_exec(
+            self.runc.binary, "--root", str(self.runc.root), "exec", container_id, *cmd,
+            stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT if tty else asyncio.subprocess.PIPE)
+
+
+def _use_host_network(spec: dict[str, Any]) -> None:
+    """Drop the new network namespace build_spec asked for: until CNI, pods use the host's."""
+    spec["linux"]["namespaces"] = [ns for ns in spec["linux"]["namespaces"] if ns["type"] != "network"]
+
+
+def _stop_signal(image_config: Mapping[str, Any]) -> int:
+    """The image's STOPSIGNAL ("SIGQUIT", "QUIT", "3"), which Kubernetes sends instead of SIGTERM."""
+    value = str(image_config.get("StopSignal") or "").strip().upper()
+    if value.isdigit():
+        return int(value)
+    if value:
+        with contextlib.suppress(AttributeError):
+            return int(getattr(signal, value if value.startswith("SIG") else "SIG" + value))
+        log.warning("runc runtime: unknown image StopSignal %r; using SIGTERM", value)
+    return int(signal.SIGTERM)
+
+
+def _run_as_user(config: ContainerConfig) -> Any:
+    value = config.security_context.get("runAsUser")
+    return config.pod_security_context.get("runAsUser") if value is None else value
+
+
+def _read_host_file(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
+__all__ = ["PAUSE_ARGS", "RuncRuntime"]
