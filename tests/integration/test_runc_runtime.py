@@ -9,15 +9,11 @@ yet) but only as readers: nothing here listens or touches interfaces.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import io
 import json
 import os
 import re
 import shutil
 import socket
-import subprocess
-import tarfile
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -26,7 +22,6 @@ from typing import Any
 
 import pytest
 
-from pinnace.images.oci import host_platform
 from pinnace.images.service import ImageService
 from pinnace.kubelet import crilog
 from pinnace.kubelet.runtime import runc_runtime
@@ -42,11 +37,9 @@ from pinnace.kubelet.runtime.base import (
 )
 from pinnace.kubelet.runtime.runc import cgroup_dirs, cgroup_version
 from pinnace.kubelet.runtime.runc_runtime import RuncRuntime
+from tests.support.images import BUSYBOX, IMAGE, IMAGE_APP_USER, busybox_archive
 
 RUNC = shutil.which("runc")
-BUSYBOX = shutil.which("busybox") or "/bin/busybox"
-IMAGE = "pinnace.test/busybox:1"
-IMAGE_APP_USER = "pinnace.test/busybox:app"  # User "app" (1234:1234), resolved from /etc/passwd
 HOST_IP = "10.11.12.13"  # only written into /etc/hosts: nothing is sent to it
 
 
@@ -87,54 +80,11 @@ def _memory_controller() -> bool:
     return Path("/sys/fs/cgroup/memory/cgroup.procs").exists()
 
 
-def _busybox_archive(path: Path) -> Path:
-    """A docker-archive with two tags over one layer: busybox with every applet, an /etc/passwd."""
-    layer = io.BytesIO()
-    applets = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True, check=True).stdout.split()
-    with tarfile.open(fileobj=layer, mode="w") as tf:
-        def add(name: str, data: bytes | None = None, mode: int = 0o644, link: str | None = None) -> None:
-            info = tarfile.TarInfo(name)
-            if data is None and link is None:
-                info.type, info.mode = tarfile.DIRTYPE, 0o755
-            elif link is not None:
-                info.type, info.linkname = tarfile.SYMTYPE, link
-            else:
-                info.size, info.mode = len(data or b""), mode
-            tf.addfile(info, io.BytesIO(data) if data is not None else None)
-
-        for d in ("bin", "etc", "tmp", "work"):
-            add(d)
-        add("bin/busybox", Path(BUSYBOX).read_bytes(), 0o755)
-        for applet in applets:
-            if applet != "busybox":
-                add(f"bin/{applet}", link="busybox")
-        add("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\napp:x:1234:1234:app:/work:/bin/sh\n")
-        add("etc/group", b"root:x:0:\napp:x:1234:\n")
-    layer_bytes = layer.getvalue()
-
-    def config(user: str) -> bytes:
-        return json.dumps({
-            "architecture": host_platform().architecture, "os": "linux",
-            "config": {"Cmd": ["sh"], "Env": ["PATH=/bin", "FROM_IMAGE=yes"], "WorkingDir": "/work", "User": user},
-            "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer_bytes).hexdigest()]},
-        }).encode()
-
-    manifest = [{"Config": "root.json", "RepoTags": [IMAGE], "Layers": ["layer.tar"]},
-                {"Config": "app.json", "RepoTags": [IMAGE_APP_USER], "Layers": ["layer.tar"]}]
-    with tarfile.open(path, "w") as tf:
-        for name, data in (("root.json", config("")), ("app.json", config("app")), ("layer.tar", layer_bytes),
-                           ("manifest.json", json.dumps(manifest).encode())):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return path
-
-
 @pytest.fixture(scope="module")
 def images(tmp_path_factory: pytest.TempPathFactory) -> ImageService:
     base = tmp_path_factory.mktemp("images")
     svc = ImageService(base / "data")
-    asyncio.run(svc.import_archive(_busybox_archive(base / "busybox.tar")))
+    asyncio.run(svc.import_archive(busybox_archive(base / "busybox.tar")))
     return svc
 
 

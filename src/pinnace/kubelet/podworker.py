@@ -65,7 +65,8 @@ class PodWorker:
         self.volume_dirs: dict[str, str] | None = None
         self.start_time = (pod.get("status") or {}).get("startTime") or now_iso()
         self._wake = asyncio.Event()
-        self._backoff: dict[str, float] = {}  # container → current back-off delay
+        self._backoff: dict[str, float] = {}  # container → current restart back-off delay
+        self._pull_backoff: dict[str, tuple[float, float]] = {}  # container → (retry at, delay)
         self._written: dict | None = None
         self._terminal = False
         self._volumes_refreshed = time.monotonic()
@@ -258,14 +259,23 @@ class PodWorker:
         assert self.sandbox is not None
         spec = self._spec_of(rec)
         rec.waiting_reason, rec.waiting_message = "ContainerCreating" if not rec.init else "PodInitializing", ""
+        image_name = spec.get("image", "")
+        until, delay = self._pull_backoff.get(rec.name, (0.0, 0.0))
+        if time.monotonic() < until:
+            # Between failed pulls: ImagePullBackOff, 10 s doubling to 5 min, as the kubelet.
+            rec.waiting_reason, rec.waiting_message = "ImagePullBackOff", f'Back-off pulling image "{image_name}"'
+            return
         try:
             image = await self.kubelet.pull(self.pod, spec)
         except Exception as e:
             reason, message = self.kubelet.image_error(e)
             rec.waiting_reason, rec.waiting_message = reason, message
-            self.kubelet.event(self.pod, "Warning", "Failed", f"Failed to pull image \"{spec.get('image')}\": "
-                                                              f"{message}", field=rec.name)
+            delay = min(delay * 2, self.kubelet.max_backoff) if delay else self.kubelet.backoff_base
+            self._pull_backoff[rec.name] = (time.monotonic() + delay, delay)
+            self.kubelet.event(self.pod, "Warning", "Failed", f'Failed to pull image "{image_name}": {message}',
+                               field=rec.name)
             return
+        self._pull_backoff.pop(rec.name, None)
         rec.image_id = image.image_id
         try:
             config = await self._container_config(rec, spec, image)
