@@ -86,7 +86,7 @@ def test_pulled_image_runs_in_its_own_root_filesystem(cluster):
     assert "Started container main" in events
 
 
-def test_exec_and_configmap_volume_updates(cluster):
+def test_exec_cp_and_configmap_volume_updates(cluster, tmp_path):
     k, image = cluster
     apply(k, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "live"}, "data": {"key": "one"}},
           pod("reader", image, "sleep 3600", container={"volumeMounts": [{"name": "c", "mountPath": "/etc/live"}]},
@@ -95,6 +95,11 @@ def test_exec_and_configmap_volume_updates(cluster):
     assert k("exec", "reader", "--", "cat", "/etc/live/key") == "one"
     proc = k.run("exec", "reader", "--", "sh", "-c", "exit 4", check=False)
     assert proc.returncode == 4
+    (tmp_path / "in.txt").write_text("copied in\n")
+    k("cp", str(tmp_path / "in.txt"), "reader:/tmp/in.txt")
+    assert k("exec", "reader", "--", "cat", "/tmp/in.txt") == "copied in\n"
+    k("cp", "reader:/tmp/in.txt", str(tmp_path / "out.txt"))
+    assert (tmp_path / "out.txt").read_text() == "copied in\n"
     k("patch", "configmap", "live", "--type=merge", "-p", json.dumps({"data": {"key": "two"}}))
     wait_until(lambda: k.run("exec", "reader", "--", "cat", "/etc/live/key", check=False).stdout,
                lambda out: out == "two", timeout=30, what="updated file in the running pod")
