@@ -25,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.support.images import busybox_archive
 from tests.support.kubectl import Kubectl, kubectl_versions
+from tests.support.runc import remove_runc_containers
 from tests.support.server import run_server, stop_process
 
 from bench.api import summary
@@ -120,6 +121,7 @@ def main() -> None:
                 k("delete", "pods", "-l", "bench=podstart", "--wait=true", timeout=300)
             finally:
                 stop_process(agent)
+                remove_runc_containers(tmp_path)  # runc containers outlive the agent
     out = {"benchmark": "podstart", "runtime": args.runtime, "pods": args.pods, "cpus": os.cpu_count(),
            "python": sys.version.split()[0],
            "results": {"one_pod_seconds": round(one[0], 3) if one else None,

@@ -26,6 +26,7 @@ import pytest
 from tests.support.images import busybox_archive
 from tests.support.kubectl import Kubectl, kubectl_versions
 from tests.support.registry import run_registry
+from tests.support.runc import remove_runc_containers
 from tests.support.server import run_server
 from tests.support.waiting import wait_until
 
@@ -45,11 +46,16 @@ def cluster(tmp_path_factory) -> Iterator[tuple[Kubectl, str]]:
         subprocess.run(["skopeo", "--insecure-policy", "copy", "--dest-tls-verify=false",
                         f"docker-archive:{archive}:pinnace.test/busybox:1", f"docker://{image}"],
                        check=True, capture_output=True, timeout=120)
-        with run_server(tmp / "data", "--runtime", "runc", "--node-ip", "127.0.0.1", "--kubelet-port", "0",
-                        "--node-name", "runc-node", agent=True) as server:
-            k = Kubectl(kubectl_versions()["default"], server.kubeconfig)
-            wait_until(lambda: k.json("get", "nodes")["items"], lambda n: len(n) == 1, what="node registered")
-            yield k, image
+        try:
+            with run_server(tmp / "data", "--runtime", "runc", "--node-ip", "127.0.0.1", "--kubelet-port", "0",
+                            "--node-name", "runc-node", agent=True) as server:
+                k = Kubectl(kubectl_versions()["default"], server.kubeconfig)
+                wait_until(lambda: k.json("get", "nodes")["items"], lambda n: len(n) == 1, what="node registered")
+                yield k, image
+                # Containers outlive the kubelet (as with containerd): stop them through the API first.
+                k("delete", "pods", "--all", "--wait=true", "--timeout=60s", timeout=90)
+        finally:
+            remove_runc_containers(tmp)
 
 
 def apply(k: Kubectl, *objs: dict) -> None:
@@ -82,8 +88,8 @@ def test_pulled_image_runs_in_its_own_root_filesystem(cluster):
     out = k("logs", "isolated")
     assert "hostname=isolated" in out
     assert "work" in out.split() and "No such file" in out  # the image's tree, not the host's
-    events = k("get", "events", "--field-selector", "involvedObject.name=isolated")
-    assert "Started container main" in events
+    wait_until(lambda: k("get", "events", "--field-selector", "involvedObject.name=isolated"),
+               lambda events: "Started container main" in events, what="Started event")
 
 
 def test_exec_cp_and_configmap_volume_updates(cluster, tmp_path):
@@ -136,5 +142,6 @@ def test_missing_image_reports_pull_errors(cluster):
     s = wait_until(lambda: status(k, "ghost"), lambda s: container(s).get("state", {}).get("waiting", {}).get(
         "reason") in ("ErrImagePull", "ImagePullBackOff"), timeout=30, what="pull error")
     assert "nothing-here" in json.dumps(container(s)["state"])
-    assert "Failed to pull image" in k("get", "events", "--field-selector", "involvedObject.name=ghost")
+    wait_until(lambda: k("get", "events", "--field-selector", "involvedObject.name=ghost"),
+               lambda events: "Failed to pull image" in events, what="pull failure event")
     k("delete", "pod", "ghost", "--wait=false")

@@ -293,12 +293,15 @@ class PodWorker:
         self.kubelet.event(self.pod, "Normal", "Created", f"Created container {rec.name}", field=rec.name)
         try:
             await runtime.start_container(cid)
+            started = True
         except Exception as e:
+            started = False
             self.kubelet.event(self.pod, "Warning", "Failed", f"Error: {e}", field=rec.name)
         rec.current = await runtime.container_status(cid)
-        if rec.running:
+        if started:  # (a quick container may already have exited again)
             self.kubelet.event(self.pod, "Normal", "Started", f"Started container {rec.name}", field=rec.name)
             rec.waiting_reason, rec.waiting_message = "", ""
+        if rec.running:
             if not await self.kubelet.post_start(self, rec, spec):
                 return
             self.kubelet.prober.start(self, rec, spec)
