@@ -217,18 +217,14 @@ async def _start_local_agent(args: argparse.Namespace, data_dir: Path, pki, serv
 
 def cmd_kubelet(args: argparse.Namespace) -> int:
     """A kubelet against an existing cluster, with its own kubeconfig and serving certificate."""
-    from .kubelet.agent import AgentConfig, start_agent
+    from .kubelet.agent import start_agent
 
     data_dir = Path(args.data_dir or default_data_dir() / "agent").expanduser().resolve()
     kubeconfig = Path(args.kubeconfig or (default_data_dir() / "kubelet.kubeconfig"))
     node_name = args.node_name or socket.gethostname().lower()
 
     async def main(stop: asyncio.Event) -> None:
-        cert, key = _kubelet_serving_files(args, data_dir, node_name)
-        agent = await start_agent(AgentConfig(
-            kubeconfig=kubeconfig, data_dir=data_dir, node_name=node_name, serving_cert=cert, serving_key=key,
-            client_ca=Path(args.client_ca_file), runtime=args.runtime, node_ip=args.node_ip or "",
-            port=args.kubelet_port))
+        agent = await start_agent(_agent_config(args, kubeconfig, data_dir, node_name, Path(args.client_ca_file)))
         await stop.wait()
         await agent.stop()
 
@@ -238,6 +234,15 @@ def cmd_kubelet(args: argparse.Namespace) -> int:
         return 2
     _setup_logging(args.verbose)
     return _run(main)
+
+
+def _agent_config(args: argparse.Namespace, kubeconfig: Path, data_dir: Path, node_name: str, client_ca: Path):
+    from .kubelet.agent import AgentConfig
+
+    cert, key = _kubelet_serving_files(args, data_dir, node_name)
+    return AgentConfig(kubeconfig=kubeconfig, data_dir=data_dir, node_name=node_name, serving_cert=cert,
+                       serving_key=key, client_ca=client_ca, runtime=args.runtime, node_ip=args.node_ip or "",
+                       port=args.kubelet_port)
 
 
 def _kubelet_serving_files(args: argparse.Namespace, data_dir: Path, node_name: str) -> tuple[Path, Path]:
@@ -253,7 +258,7 @@ def _kubelet_serving_files(args: argparse.Namespace, data_dir: Path, node_name: 
 
 def cmd_agent(args: argparse.Namespace) -> int:
     """Join a cluster with a token (TLS bootstrap), then run the kubelet."""
-    from .kubelet.agent import AgentConfig, start_agent
+    from .kubelet.agent import start_agent
     from .kubelet.bootstrap import BootstrapError, bootstrap
 
     data_dir = Path(args.data_dir or default_data_dir() / "agent").expanduser().resolve()
@@ -261,11 +266,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
     async def main(stop: asyncio.Event) -> None:
         kubeconfig = await bootstrap(args.server, args.token, data_dir, node_name)
-        cert, key = _kubelet_serving_files(args, data_dir, node_name)
-        agent = await start_agent(AgentConfig(
-            kubeconfig=kubeconfig, data_dir=data_dir, node_name=node_name, serving_cert=cert, serving_key=key,
-            client_ca=data_dir / "ca.crt", runtime=args.runtime, node_ip=args.node_ip or "",
-            port=args.kubelet_port))
+        agent = await start_agent(_agent_config(args, kubeconfig, data_dir, node_name, data_dir / "ca.crt"))
         print(f"Node {node_name} joined {args.server}; runtime {agent.kubelet.runtime.name}", flush=True)
         await stop.wait()
         await agent.stop()

@@ -27,47 +27,10 @@ from pinnace.images.oci import host_platform
 from pinnace.images.service import ImageService
 from pinnace.kubelet.runtime.ocispec import build_spec
 from pinnace.kubelet.runtime.runc import ContainerNotFoundError, Runc, RuncError, cgroup_dirs, cgroup_version
+from tests.support.runc import BUSYBOX, RUNC, memory_controller, runc_skip_reason
 
-RUNC = shutil.which("runc")
-BUSYBOX = shutil.which("busybox") or "/bin/busybox"
-
-
-def _cgroup_problem() -> str | None:
-    """Why runc could not manage cgroups here (None: it can)."""
-    dirs = cgroup_dirs(f"pinnace-probe-{uuid.uuid4().hex[:8]}")
-    if not dirs:
-        return "no cgroup hierarchy is mounted"
-    made = []
-    try:
-        for d in dirs:
-            d.mkdir()
-            made.append(d)
-    except OSError as e:
-        return f"cannot create cgroups ({e})"
-    finally:
-        for d in reversed(made):
-            d.rmdir()
-    return None
-
-
-def _skip_reason() -> str | None:
-    if RUNC is None:
-        return "runc is not installed (apt-get install runc)"
-    if os.geteuid() != 0:
-        return "runc containers need root"
-    if not Path(BUSYBOX).exists():
-        return "busybox is not installed (apt-get install busybox-static)"
-    return _cgroup_problem()
-
-
-_SKIP = _skip_reason()
+_SKIP = runc_skip_reason()
 pytestmark = pytest.mark.skipif(_SKIP is not None, reason=str(_SKIP))
-
-
-def _memory_controller() -> bool:
-    if cgroup_version() == 2:
-        return "memory" in Path("/sys/fs/cgroup/cgroup.controllers").read_text().split()
-    return Path("/sys/fs/cgroup/memory/cgroup.procs").exists()
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +195,7 @@ async def test_sigterm_handled_by_pid1_and_ignored_without_handler(pod: Pod) -> 
     assert (status.exit_code, status.signal, status.oom_killed, status.reason) == (137, 9, False, "Error")
 
 
-@pytest.mark.skipif(not _memory_controller(), reason="the cgroup memory controller is not available here")
+@pytest.mark.skipif(not memory_controller(), reason="the cgroup memory controller is not available here")
 async def test_oom_killed(pod: Pod) -> None:
     # busybox tail looks for the last newline of /dev/zero forever, buffering it all.
     cid = await pod.run("hog", ["tail", "/dev/zero"], container={"resources": {"limits": {"memory": "16Mi"}}})

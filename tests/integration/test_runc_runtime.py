@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import re
-import shutil
 import socket
 import time
 import uuid
@@ -37,47 +36,14 @@ from pinnace.kubelet.runtime.base import (
 )
 from pinnace.kubelet.runtime.runc import cgroup_dirs, cgroup_version
 from pinnace.kubelet.runtime.runc_runtime import RuncRuntime
-from tests.support.images import BUSYBOX, IMAGE, IMAGE_APP_USER, busybox_archive
+from tests.support.images import IMAGE, IMAGE_APP_USER, busybox_archive
+from tests.support.runc import memory_controller, runc_skip_reason
 
-RUNC = shutil.which("runc")
 HOST_IP = "10.11.12.13"  # only written into /etc/hosts: nothing is sent to it
 
 
-def _cgroup_problem() -> str | None:
-    dirs = cgroup_dirs(f"pinnace-probe-{uuid.uuid4().hex[:8]}")
-    if not dirs:
-        return "no cgroup hierarchy is mounted"
-    made = []
-    try:
-        for d in dirs:
-            d.mkdir()
-            made.append(d)
-    except OSError as e:
-        return f"cannot create cgroups ({e})"
-    finally:
-        for d in reversed(made):
-            d.rmdir()
-    return None
-
-
-def _skip_reason() -> str | None:
-    if RUNC is None:
-        return "runc is not installed (apt-get install runc)"
-    if os.geteuid() != 0:
-        return "runc containers need root"
-    if not Path(BUSYBOX).exists():
-        return "busybox is not installed (apt-get install busybox-static)"
-    return _cgroup_problem()
-
-
-_SKIP = _skip_reason()
+_SKIP = runc_skip_reason()
 pytestmark = pytest.mark.skipif(_SKIP is not None, reason=str(_SKIP))
-
-
-def _memory_controller() -> bool:
-    if cgroup_version() == 2:
-        return "memory" in Path("/sys/fs/cgroup/cgroup.controllers").read_text().split()
-    return Path("/sys/fs/cgroup/memory/cgroup.procs").exists()
 
 
 @pytest.fixture(scope="module")
@@ -272,7 +238,7 @@ async def test_stop_container_graceful_and_forced(node: Node) -> None:
     await node.rt.stop_container(ignores, 1)  # stopping an exited container is a no-op
 
 
-@pytest.mark.skipif(not _memory_controller(), reason="the cgroup memory controller is not available here")
+@pytest.mark.skipif(not memory_controller(), reason="the cgroup memory controller is not available here")
 async def test_oom_killed(node: Node) -> None:
     sb = await node.sandbox("oom")
     # busybox tail looks for the last newline of /dev/zero forever, buffering it all.

@@ -5,9 +5,51 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
+
+from pinnace.kubelet.runtime.runc import cgroup_dirs, cgroup_version
+
+RUNC = shutil.which("runc")
+BUSYBOX = shutil.which("busybox") or "/bin/busybox"
+
+
+def cgroup_problem() -> str | None:
+    """Why runc could not manage cgroups here (None: it can)."""
+    dirs = cgroup_dirs(f"pinnace-probe-{uuid.uuid4().hex[:8]}")
+    if not dirs:
+        return "no cgroup hierarchy is mounted"
+    made = []
+    try:
+        for d in dirs:
+            d.mkdir()
+            made.append(d)
+    except OSError as e:
+        return f"cannot create cgroups ({e})"
+    finally:
+        for d in reversed(made):
+            d.rmdir()
+    return None
+
+
+def runc_skip_reason() -> str | None:
+    """Why real runc containers cannot run here (None: they can)."""
+    if RUNC is None:
+        return "runc is not installed (apt-get install runc)"
+    if os.geteuid() != 0:
+        return "runc containers need root"
+    if not Path(BUSYBOX).exists():
+        return "busybox is not installed (apt-get install busybox-static)"
+    return cgroup_problem()
+
+
+def memory_controller() -> bool:
+    if cgroup_version() == 2:
+        return "memory" in Path("/sys/fs/cgroup/cgroup.controllers").read_text().split()
+    return Path("/sys/fs/cgroup/memory/cgroup.procs").exists()
 
 
 def remove_runc_containers(data_dir: Path) -> None:

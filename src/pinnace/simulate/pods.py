@@ -11,6 +11,8 @@ import datetime as dt
 import hashlib
 from typing import Any
 
+from ..kubelet.status import pod_condition
+
 ANNOTATION_PREFIX = "sim.pinnace.io/"
 START_DELAY = ANNOTATION_PREFIX + "start-delay"
 EXIT_AFTER = ANNOTATION_PREFIX + "exit-after"
@@ -61,20 +63,6 @@ def container_id(uid: str, name: str, restarts: int = 0) -> str:
     return f"simulated://{uid}-{name}" + (f"-{restarts}" if restarts else "")
 
 
-def _condition(ctype: str, status: str, now: str, old: list[dict], reason: str | None = None,
-               message: str | None = None) -> dict[str, Any]:
-    """A pod condition keeping its lastTransitionTime when its status did not change."""
-    prev = next((c for c in old if c.get("type") == ctype), None)
-    since = prev.get("lastTransitionTime") if prev and prev.get("status") == status else None
-    cond: dict[str, Any] = {"type": ctype, "status": status, "lastProbeTime": None,
-                            "lastTransitionTime": since or now}
-    if reason:
-        cond["reason"] = reason
-    if message:
-        cond["message"] = message
-    return cond
-
-
 def _init_statuses(pod: dict, uid: str, started_at: str, terminated: bool) -> list[dict]:
     out = []
     for c in (pod.get("spec") or {}).get("initContainers") or []:
@@ -119,18 +107,18 @@ def running_status(pod: dict, *, host_ip: str, pod_ip: str, start_time: str, sta
                          "restartCount": restarts, "lastState": last,
                          "state": {"running": {"startedAt": started_at}}})
     if ready:
-        ready_conds = [_condition("Ready", "True", now, old), _condition("ContainersReady", "True", now, old)]
+        ready_conds = [pod_condition("Ready", "True", now, old), pod_condition("ContainersReady", "True", now, old)]
     else:
         names = " ".join(c["name"] for c in containers)
         msg = f"containers with unready status: [{names}]"
-        ready_conds = [_condition("Ready", "False", now, old, "ContainersNotReady", msg),
-                       _condition("ContainersReady", "False", now, old, "ContainersNotReady", msg)]
+        ready_conds = [pod_condition("Ready", "False", now, old, "ContainersNotReady", msg),
+                       pod_condition("ContainersReady", "False", now, old, "ContainersNotReady", msg)]
     status: dict[str, Any] = {
         "phase": "Running",
         **_base(pod, host_ip, pod_ip, start_time),
-        "conditions": [_condition("PodReadyToStartContainers", "True", now, old),
-                       _condition("Initialized", "True", now, old), *ready_conds,
-                       _condition("PodScheduled", "True", now, old)],
+        "conditions": [pod_condition("PodReadyToStartContainers", "True", now, old),
+                       pod_condition("Initialized", "True", now, old), *ready_conds,
+                       pod_condition("PodScheduled", "True", now, old)],
         "containerStatuses": statuses,
     }
     inits = _init_statuses(pod, uid, start_time, terminated=False)
@@ -156,11 +144,11 @@ def terminal_status(pod: dict, *, host_ip: str, pod_ip: str, start_time: str, st
     status: dict[str, Any] = {
         "phase": "Succeeded" if code == 0 else "Failed",
         **_base(pod, host_ip, pod_ip, start_time),
-        "conditions": [_condition("PodReadyToStartContainers", "False", now, old),
-                       _condition("Initialized", "True", now, old, "PodCompleted"),
-                       _condition("Ready", "False", now, old, "PodCompleted"),
-                       _condition("ContainersReady", "False", now, old, "PodCompleted"),
-                       _condition("PodScheduled", "True", now, old)],
+        "conditions": [pod_condition("PodReadyToStartContainers", "False", now, old),
+                       pod_condition("Initialized", "True", now, old, "PodCompleted"),
+                       pod_condition("Ready", "False", now, old, "PodCompleted"),
+                       pod_condition("ContainersReady", "False", now, old, "PodCompleted"),
+                       pod_condition("PodScheduled", "True", now, old)],
         "containerStatuses": statuses,
     }
     inits = _init_statuses(pod, uid, start_time, terminated=True)

@@ -495,14 +495,19 @@ class ProcessRuntime:
                 out.append(self._adopt(rec).status())
         return out
 
-    async def exec_sync(self, container_id: str, cmd: list[str], timeout: float) -> ExecResult:
-        """Run ``cmd`` beside the container's process (same env and working dir).
-        ``timeout <= 0`` waits forever (CRI's ExecSync)."""
+    def _running(self, container_id: str, cmd: list[str]) -> _Record:
+        """The record of a running container to exec ``cmd`` in (errors as the runtime reports them)."""
         rec = self._adopt(self._must_load(container_id))
         if rec.state != "running":
             raise RuntimeError_(f"container {container_id} is not running")
         if not cmd:
             raise RuntimeError_("no command specified")
+        return rec
+
+    async def exec_sync(self, container_id: str, cmd: list[str], timeout: float) -> ExecResult:
+        """Run ``cmd`` beside the container's process (same env and working dir).
+        ``timeout <= 0`` waits forever (CRI's ExecSync)."""
+        rec = self._running(container_id, cmd)
         try:
             proc = await asyncio.create_subprocess_exec(
                 *cmd, cwd=rec.workdir, env=rec.env, start_new_session=True, stdin=asyncio.subprocess.DEVNULL,
@@ -524,11 +529,7 @@ class ProcessRuntime:
                            stdin: bool = False) -> asyncio.subprocess.Process:
         """``kubectl exec``: ``cmd`` beside the container's process, with pipes (no real
         terminal: with ``tty`` stderr joins stdout)."""
-        rec = self._adopt(self._must_load(container_id))
-        if rec.state != "running":
-            raise RuntimeError_(f"container {container_id} is not running")
-        if not cmd:
-            raise RuntimeError_("no command specified")
+        rec = self._running(container_id, cmd)
         try:
             return await asyncio.create_subprocess_exec(
                 *cmd, cwd=rec.workdir, env=rec.env, start_new_session=True,
