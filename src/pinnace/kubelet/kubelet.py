@@ -4,11 +4,19 @@ An informer watches the pods with ``spec.nodeName`` = this node; each pod gets
 a :class:`~pinnace.kubelet.podworker.PodWorker`.  The kubelet itself holds
 what the workers share: the API client, the container runtime, images,
 volumes, the prober and the event recorder.
+
+Restarts: containers outlive the kubelet (runc's shims, as containerd's).  At start
+the kubelet lists the runtime's sandboxes and containers once and gives each new
+pod worker what carries its pod's uid (label ``io.kubernetes.pod.uid``) to adopt;
+once the informer has synced, what belongs to no pod bound here any more is
+stopped and removed (the pod was deleted while the kubelet was down).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime as dt
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +28,9 @@ from ..client.rest import RestClient
 from . import env as envs
 from .hooks import format_pod, run_hook
 from .node import NodeAgent, NodeConfig
-from .podworker import ContainerConfigError, PodWorker
+from .podworker import Adoptable, ContainerConfigError, PodWorker
 from .probes import ProbeManager
-from .runtime.base import ContainerRuntime
+from .runtime.base import LABEL_POD_UID, ContainerRuntime
 from .status import ContainerRecord
 
 log = logging.getLogger(__name__)
@@ -66,9 +74,12 @@ class PodProbers:
                                                           on_event=on_event, pod_ip=worker.pod_ip)
         return pm
 
-    def start(self, worker: PodWorker, rec: ContainerRecord, spec: dict) -> None:
+    def start(self, worker: PodWorker, rec: ContainerRecord, spec: dict,
+              started_at: dt.datetime | None = None) -> None:
+        """Probe a container that now runs (``started_at``: when it started, for one a
+        restarted kubelet adopted; initialDelaySeconds counts from then)."""
         if rec.current is not None and any(spec.get(k) for k in ("livenessProbe", "readinessProbe", "startupProbe")):
-            self._manager(worker).start_container(spec, rec.current.id)
+            self._manager(worker).start_container(spec, rec.current.id, started_at=started_at)
 
     def stop(self, uid: str, name: str) -> None:
         if (pm := self.managers.get(uid)) is not None:
@@ -105,6 +116,10 @@ class Kubelet:
         self.recorder = EventRecorder(client, "kubelet", host=node.name)
         self.node = NodeAgent(client, node)
         self.workers: dict[str, PodWorker] = {}
+        # What the runtime had at start, by pod uid, not yet handed to a worker or removed.
+        self.leftovers: dict[str, Adoptable] = {}
+        self._gc_task: asyncio.Task[None] | None = None
+        self._gc_tasks: set[asyncio.Task[None]] = set()
         self.informer = Informer(client, "v1", "pods", field_selector=f"spec.nodeName={node.name}")
         self.informer.add_event_handler(on_add=self._pod_changed, on_update=lambda _o, n: self._pod_changed(n),
                                         on_delete=self._pod_deleted)
@@ -115,13 +130,20 @@ class Kubelet:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         self.recorder.start()
         await self.node.start()
+        self.leftovers = await self._inventory()
         self.informer.start()
+        if self.leftovers:
+            self._gc_task = asyncio.create_task(self._collect_leftovers(), name="kubelet-adopt-gc")
         log.info("kubelet: node %s registered; runtime %s", self.node_name, self.runtime.name)
 
     async def stop(self, stop_pods: bool = False) -> None:
         """Stop watching and heartbeating.  Containers keep running unless ``stop_pods``
         (the process runtime's containers cannot outlive us: their output pipes are ours)."""
         await self.informer.stop()
+        gc = [t for t in (self._gc_task, *self._gc_tasks) if t is not None]
+        for t in gc:
+            t.cancel()
+        await asyncio.gather(*gc, return_exceptions=True)
         workers = list(self.workers.values())
         for w in workers:
             if w.task is not None:
@@ -133,6 +155,61 @@ class Kubelet:
         await self.node.stop()
         await self.recorder.stop()
 
+    # -- adoption --------------------------------------------------------------------------------
+
+    async def _inventory(self) -> dict[str, Adoptable]:
+        """The runtime's sandboxes and containers, by pod uid (empty when the runtime cannot
+        list sandboxes: then nothing is adopted)."""
+        list_sandboxes = getattr(self.runtime, "list_pod_sandboxes", None)
+        list_containers = getattr(self.runtime, "list_containers", None)
+        if list_sandboxes is None or list_containers is None:
+            return {}
+        try:
+            sandboxes = await list_sandboxes()
+            containers = await list_containers()
+        except Exception:
+            log.exception("kubelet: cannot list the runtime's sandboxes and containers; adopting nothing")
+            return {}
+        found: dict[str, Adoptable] = {}
+        for sb in sandboxes:
+            found.setdefault(sb.config.pod_uid, Adoptable()).sandboxes.append(sb)
+        for c in containers:
+            found.setdefault(c.labels.get(LABEL_POD_UID, ""), Adoptable()).containers.append(c)
+        if found:
+            log.info("kubelet: the runtime has %d sandboxes and %d containers of %d pods", len(sandboxes),
+                     len(containers), len(found))
+        return found
+
+    async def _collect_leftovers(self) -> None:
+        """Once the informer has synced: remove what belongs to no pod bound here (deleted
+        while we were down).  What belongs to a pod still present is never touched here."""
+        await self.informer.wait_for_sync()
+        present = {(p.get("metadata") or {}).get("uid") for p in self.informer.indexer.list()} | set(self.workers)
+        for uid in [u for u in self.leftovers if u not in present]:
+            found = self.leftovers.pop(uid, None)
+            if found is not None:
+                await self._remove_leftovers(uid, found)
+
+    async def _remove_leftovers(self, uid: str, found: Adoptable) -> None:
+        runtime = self.runtime
+        for sb in found.sandboxes:
+            try:
+                await runtime.stop_pod_sandbox(sb)
+                await runtime.remove_pod_sandbox(sb)
+            except Exception as e:
+                log.warning("kubelet: removing sandbox %s of pod %s: %s", sb.id[:12], uid or "?", e)
+        for c in found.containers:  # most went with their sandbox (removing twice is no error)
+            try:
+                await runtime.stop_container(c.id, 0)
+                await runtime.remove_container(c.id)
+            except Exception as e:
+                log.warning("kubelet: removing container %s of pod %s: %s", c.id[:12], uid or "?", e)
+        if uid:
+            with contextlib.suppress(Exception):
+                await self.volumes.teardown(uid)
+        log.info("kubelet: removed %d sandboxes and %d containers of pod %s, which is not bound here any more",
+                 len(found.sandboxes), len(found.containers), uid or "(unknown)")
+
     # -- pods ----------------------------------------------------------------------------------------
 
     def _pod_changed(self, pod: dict) -> None:
@@ -141,15 +218,21 @@ class Kubelet:
         if worker is None:
             if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") and not pod["metadata"].get(
                     "deletionTimestamp"):
-                return  # finished before we (re)started: nothing to run
-            worker = self.workers[uid] = PodWorker(self, pod)
+                return  # finished before we (re)started: nothing to run (its leftovers wait for its deletion)
+            worker = self.workers[uid] = PodWorker(self, pod, self.leftovers.pop(uid, None))
             worker.start()
             worker.task.add_done_callback(lambda _t, u=uid: self.workers.pop(u, None))  # type: ignore[union-attr]
         else:
             worker.update(pod)
 
     def _pod_deleted(self, pod: dict) -> None:
-        worker = self.workers.get(pod["metadata"]["uid"])
+        uid = pod["metadata"]["uid"]
+        worker = self.workers.get(uid)
+        found = self.leftovers.pop(uid, None)
+        if worker is None and found is not None:  # a finished pod's leftovers, from before our restart
+            task = asyncio.get_running_loop().create_task(self._remove_leftovers(uid, found))
+            self._gc_tasks.add(task)
+            task.add_done_callback(self._gc_tasks.discard)
         if worker is not None:
             # Removed without passing through graceful deletion (force delete): stop at once.
             meta = {**pod["metadata"], "deletionTimestamp": pod["metadata"].get("deletionTimestamp") or "now",
@@ -190,6 +273,15 @@ class Kubelet:
         self.recorder.event(pod, type_, reason, message, field_path=f"spec.containers{{{field}}}" if field else "")
 
     # -- what pod workers ask for -----------------------------------------------------------------
+
+    async def image_id(self, container: dict) -> str:
+        """status.imageID of a container's image already on the node (no pull): for a
+        container a restarted kubelet adopted."""
+        resolve = getattr(self.images, "resolve", None)
+        if resolve is None:
+            return ""
+        image = await resolve(container.get("image", ""))
+        return "" if image is None else str(image.repo_digest or image.id)
 
     async def pull(self, pod: dict, container: dict) -> PulledImage:
         if self.images is None:

@@ -110,13 +110,17 @@ def conditions(config: NodeConfig, heartbeat: str, since: dict[str, tuple[str, s
     """Pressure conditions measured now; ``since`` remembers (status, lastTransitionTime) per type."""
     mem_available = meminfo_kib("MemAvailable")
     usage = shutil.disk_usage(config.data_dir)
+    # type: (under pressure, (reason, message) when True, (reason, message) when False), as the kubelet
     pressures = {
-        "MemoryPressure": (mem_available and mem_available < 100 * 1024, "KubeletHasInsufficientMemory",
-                           "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-        "DiskPressure": (usage.free < usage.total * 0.10, "KubeletHasDiskPressure", "KubeletHasNoDiskPressure",
-                         "kubelet has no disk pressure"),
-        "PIDPressure": (False, "KubeletHasInsufficientPID", "KubeletHasSufficientPID",
-                        "kubelet has sufficient PID available"),
+        "MemoryPressure": (mem_available and mem_available < 100 * 1024,
+                           ("KubeletHasInsufficientMemory", "kubelet has insufficient memory available"),
+                           ("KubeletHasSufficientMemory", "kubelet has sufficient memory available")),
+        "DiskPressure": (usage.free < usage.total * 0.10,
+                         ("KubeletHasDiskPressure", "kubelet has disk pressure"),
+                         ("KubeletHasNoDiskPressure", "kubelet has no disk pressure")),
+        "PIDPressure": (False,
+                        ("KubeletHasInsufficientPID", "kubelet has insufficient PID available"),
+                        ("KubeletHasSufficientPID", "kubelet has sufficient PID available")),
     }
     out = []
 
@@ -127,10 +131,9 @@ def conditions(config: NodeConfig, heartbeat: str, since: dict[str, tuple[str, s
         return {"type": ctype, "status": status, "lastHeartbeatTime": heartbeat, "lastTransitionTime": transition,
                 "reason": reason, "message": message}
 
-    for ctype, (bad, bad_reason, ok_reason, ok_message) in pressures.items():
+    for ctype, (bad, (bad_reason, bad_message), (ok_reason, ok_message)) in pressures.items():
         if bad:
-            out.append(cond(ctype, "True", bad_reason, f"kubelet has {ctype.removesuffix('Pressure').lower()} "
-                                                     "pressure"))
+            out.append(cond(ctype, "True", bad_reason, bad_message))
         else:
             out.append(cond(ctype, "False", ok_reason, ok_message))
     out.append(cond("Ready", "True", "KubeletReady", "kubelet is posting ready status"))

@@ -11,14 +11,21 @@ container exits, and each time it compares what should run with what runs:
 
 Deletion (a deletionTimestamp) runs preStop hooks and stops the containers
 within the grace period, then removes the pod from the API server for good.
+
+A restarted kubelet hands each new worker what the runtime still has of its pod
+(:class:`Adoptable`): the worker carries on with that sandbox and, per container,
+the newest attempt (restartCount = its attempt label) and the one before it,
+instead of starting everything afresh.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +38,7 @@ from .runtime.base import (
     LABEL_POD_NAMESPACE,
     LABEL_POD_UID,
     ContainerConfig,
+    ContainerStatus,
     Sandbox,
     SandboxConfig,
 )
@@ -45,22 +53,44 @@ BACKOFF_RESET_AFTER = 600.0  # a container that ran this long starts its back-of
 DEFAULT_GRACE = 30
 
 
+_EPOCH = dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
+@dataclass
+class Adoptable:
+    """What the runtime still had of one pod when the kubelet started."""
+
+    sandboxes: list[Sandbox] = field(default_factory=list)
+    containers: list[ContainerStatus] = field(default_factory=list)
+
+
+def attempt_of(status: ContainerStatus) -> int:
+    try:
+        return int(status.labels.get(LABEL_ATTEMPT, "0"))
+    except ValueError:
+        return 0
+
+
 class ContainerConfigError(Exception):
     """The container cannot be configured (missing ConfigMap key, bad command...):
     reported as CreateContainerConfigError and retried."""
 
 
 class PodWorker:
-    def __init__(self, kubelet: Kubelet, pod: dict):
+    def __init__(self, kubelet: Kubelet, pod: dict, adopt: Adoptable | None = None):
         self.kubelet = kubelet
         self.pod = pod
         meta = pod["metadata"]
         self.uid, self.name, self.namespace = meta["uid"], meta["name"], meta.get("namespace", "default")
         spec = pod.get("spec") or {}
+        # What a container waits for before it is created: PodInitializing for every container
+        # of a pod with init containers, as the kubelet reports.
+        self._creating = "PodInitializing" if spec.get("initContainers") else "ContainerCreating"
         self.inits = [ContainerRecord(c["name"], c.get("image", ""), init=True,
-                                      sidecar=c.get("restartPolicy") == "Always")
+                                      sidecar=c.get("restartPolicy") == "Always", waiting_reason=self._creating)
                       for c in spec.get("initContainers") or []]
-        self.containers = [ContainerRecord(c["name"], c.get("image", "")) for c in spec.get("containers") or []]
+        self.containers = [ContainerRecord(c["name"], c.get("image", ""), waiting_reason=self._creating)
+                           for c in spec.get("containers") or []]
         self.sandbox: Sandbox | None = None
         self.volume_dirs: dict[str, str] | None = None
         self.start_time = (pod.get("status") or {}).get("startTime") or now_iso()
@@ -71,6 +101,12 @@ class PodWorker:
         self._terminal = False
         self._volumes_refreshed = time.monotonic()
         self.task: asyncio.Task[None] | None = None
+        # Adoption (a restarted kubelet): what to remove, and what is left to do on the first pass.
+        self._adopting = False
+        self._discard: list[ContainerStatus] = []
+        self._discard_sandboxes: list[Sandbox] = []
+        if adopt is not None and (adopt.sandboxes or adopt.containers):
+            self._take(adopt)
 
     # -- driving ---------------------------------------------------------------------------
 
@@ -110,16 +146,120 @@ class PodWorker:
         key = "initContainers" if rec.init else "containers"
         return next(c for c in (self.pod.get("spec") or {}).get(key) or [] if c["name"] == rec.name)
 
+    # -- adoption (a restarted kubelet) ---------------------------------------------------------
+
+    def _take(self, found: Adoptable) -> None:
+        """Carry on with what the runtime has of this pod: the newest ready sandbox (else the
+        newest), and per container the newest attempt in it as ``current`` (restartCount =
+        its attempt) and the exited one before as ``previous``.  Everything else (older
+        attempts, other sandboxes and their containers) is removed on the first pass."""
+        def created(x: Sandbox | ContainerStatus) -> dt.datetime:
+            return x.created_at or _EPOCH
+
+        ready = [s for s in found.sandboxes if s.ready]
+        keep = max(ready or found.sandboxes, key=created, default=None)
+        self.sandbox = keep
+        self._discard_sandboxes = [s for s in found.sandboxes if s is not keep]
+        records = {r.name: r for r in self.records}
+        mine: dict[str, list[ContainerStatus]] = {}
+        for c in found.containers:
+            name = c.labels.get(LABEL_CONTAINER_NAME, "")
+            elsewhere = c.sandbox_id is not None and (keep is None or c.sandbox_id != keep.id)
+            if name in records and not elsewhere:
+                mine.setdefault(name, []).append(c)
+            else:
+                self._discard.append(c)
+        for name, found_attempts in mine.items():
+            rec = records[name]
+            attempts = sorted(found_attempts, key=lambda c: (attempt_of(c), created(c)))
+            cur = attempts.pop()
+            rec.restart_count = attempt_of(cur)
+            if cur.state in ("running", "exited"):
+                rec.current, rec.waiting_reason = cur, ""
+            else:  # created but never started (the kubelet died in between): start this attempt afresh
+                self._discard.append(cur)
+            rec.previous = next((c for c in reversed(attempts)
+                                 if c.state == "exited" and attempt_of(c) < rec.restart_count), None)
+            self._discard += [c for c in attempts if c is not rec.previous]
+        self._adopting = True
+        log.info("pod %s/%s: adopting sandbox %s and containers %s", self.namespace, self.name,
+                 keep.id[:12] if keep else None,
+                 ", ".join(f"{r.name}#{r.restart_count}" for r in self.records if r.current) or "none")
+
+    async def _finish_adoption(self) -> None:
+        """Remove what was not adopted, replace a sandbox that is not ready any more, and pick
+        up where the previous kubelet left: image IDs, probes of the running containers."""
+        runtime = self.kubelet.runtime
+        for c in self._discard:
+            try:
+                if c.state != "exited":
+                    await runtime.stop_container(c.id, 0)
+                await runtime.remove_container(c.id)
+            except Exception as e:
+                log.warning("pod %s/%s: removing container %s: %s", self.namespace, self.name, c.id[:12], e)
+        for sb in self._discard_sandboxes:
+            await self._remove_sandbox(sb)
+        self._discard, self._discard_sandboxes = [], []
+        deleting = bool((self.pod.get("metadata") or {}).get("deletionTimestamp"))
+        if self.sandbox is not None and not self.sandbox.ready and not deleting:
+            await self._replace_sandbox()
+        for rec in self.records:
+            if rec.current is None:
+                continue
+            spec = self._spec_of(rec)
+            with contextlib.suppress(Exception):
+                rec.image_id = await self.kubelet.image_id(spec) or rec.image_id
+            if rec.running and not deleting:
+                self.kubelet.prober.start(self, rec, spec, started_at=rec.current.started_at)
+
+    async def _remove_sandbox(self, sandbox: Sandbox) -> None:
+        try:
+            await self.kubelet.runtime.stop_pod_sandbox(sandbox)
+            await self.kubelet.runtime.remove_pod_sandbox(sandbox)
+        except Exception as e:
+            log.warning("pod %s/%s: removing sandbox %s: %s", self.namespace, self.name, sandbox.id[:12], e)
+
+    async def _replace_sandbox(self) -> None:
+        """The adopted sandbox lost its namespaces (its pause container died: a reboot, a
+        kill): kill what still runs in it and, unless the pod must not restart, start the pod
+        again in a new sandbox, its containers at their next attempt (``SandboxChanged``)."""
+        assert self.sandbox is not None
+        runtime = self.kubelet.runtime
+        with contextlib.suppress(Exception):
+            await runtime.stop_pod_sandbox(self.sandbox)
+        policy = (self.pod.get("spec") or {}).get("restartPolicy") or "Always"
+        if policy == "Never" and any(r.current is not None for r in self.records):
+            return  # the pod ran and must not run again: its exits decide its phase
+        self.kubelet.event(self.pod, "Normal", "SandboxChanged",
+                           "Pod sandbox changed, it will be killed and re-created.")
+        for rec in self.records:
+            if rec.current is None:
+                continue
+            with contextlib.suppress(Exception):
+                rec.current = await runtime.container_status(rec.current.id)
+            rec.previous = rec.current if rec.current.state == "exited" else rec.previous
+            rec.current = None
+            rec.restart_count += 1
+            rec.ready = rec.started = False
+        await self._remove_sandbox(self.sandbox)
+        self.sandbox = None
+
     # -- one pass ----------------------------------------------------------------------------
 
     async def _sync(self) -> bool:
         """One reconciliation; True when the pod is gone for good."""
+        if self._adopting:
+            self._adopting = False
+            await self._finish_adoption()
         if (self.pod.get("metadata") or {}).get("deletionTimestamp"):
             await self._terminate()
             return True
         await self._refresh()
         if self._terminal:
-            return False  # finished: nothing runs; wait for the deletion
+            # Finished: nothing runs; report the final state (sidecars stopped by _finish, once
+            # written) and wait for the deletion.
+            await self._write_status()
+            return False
         if self.sandbox is None:
             await self._create_sandbox()
         if self.volume_dirs is None:
@@ -128,7 +268,7 @@ class PodWorker:
             except Exception as e:
                 self.kubelet.event(self.pod, "Warning", "FailedMount", f"Unable to mount volumes: {e}")
                 for rec in self.records:
-                    rec.waiting_reason, rec.waiting_message = "ContainerCreating", ""
+                    rec.waiting_reason, rec.waiting_message = self._creating, ""
                 await self._write_status()
                 return False
         await self._refresh_volumes()
@@ -185,10 +325,14 @@ class PodWorker:
         """Start the next init container when the one before succeeded; True when all have
         (sidecars: started)."""
         policy = (self.pod.get("spec") or {}).get("restartPolicy") or "Always"
+        # A regular container that runs: initialized before, so a sidecar that restarts (or
+        # waits out its back-off) holds nothing back (the kubelet's podHasInitialized).
+        initialized = any(r.current is not None and r.current.state in ("created", "running")
+                          for r in self.containers)
         for rec in self.inits:
             if rec.sidecar:
                 await self._ensure_running(rec, restart_policy="Always")
-                if not rec.started:
+                if not rec.started and not initialized:
                     return False
                 continue
             if rec.succeeded:
@@ -247,18 +391,23 @@ class PodWorker:
             return
         self._backoff[rec.name] = base if delay is None else min(delay * 2, self.kubelet.max_backoff)
         rec.restart_count += 1
+        await self._start(rec)
+        if rec.current is cur:
+            # No new instance (the pull, the configuration or the create failed; the waiting
+            # reason says why): not a restart, and the exited instance stays the current one.
+            rec.restart_count -= 1
+            return
         old = rec.previous
         rec.previous = cur
         if old is not None:
             with contextlib.suppress(Exception):
                 await self.kubelet.runtime.remove_container(old.id)
-        await self._start(rec)
 
     async def _start(self, rec: ContainerRecord) -> None:
         """Pull, configure, create and start one container; failures become its waiting reason."""
         assert self.sandbox is not None
         spec = self._spec_of(rec)
-        rec.waiting_reason, rec.waiting_message = "ContainerCreating" if not rec.init else "PodInitializing", ""
+        rec.waiting_reason, rec.waiting_message = self._creating, ""
         image_name = spec.get("image", "")
         until, delay = self._pull_backoff.get(rec.name, (0.0, 0.0))
         if time.monotonic() < until:
@@ -389,7 +538,7 @@ class PodWorker:
             await self._refresh()
             await self._stop_all(self._grace())
             with contextlib.suppress(Exception):
-                await self._write_status(terminal_reason=None)
+                await self._write_status(pod_is_terminal=True)
         if self.sandbox is not None:
             with contextlib.suppress(Exception):
                 await self.kubelet.runtime.stop_pod_sandbox(self.sandbox)
@@ -406,11 +555,17 @@ class PodWorker:
 
     # -- status -----------------------------------------------------------------------------------
 
-    async def _write_status(self, terminal_reason: str | None = None) -> None:
-        status = pod_status(self.pod, inits=self.inits, containers=self.containers,
+    async def _write_status(self, terminal_reason: str | None = None, pod_is_terminal: bool = False) -> None:
+        pod = self.pod
+        if self._written is not None:
+            # Conditions keep their lastTransitionTime from what we last wrote, not from the
+            # informer's copy, which may not have caught up yet (the kubelet's status manager).
+            pod = {**pod, "status": {**(pod.get("status") or {}), "conditions": self._written["conditions"]}}
+        status = pod_status(pod, inits=self.inits, containers=self.containers,
                             runtime=self.kubelet.runtime.name, host_ip=self.kubelet.host_ip,
                             pod_ip=self.sandbox.ip if self.sandbox else None, start_time=self.start_time,
-                            sandbox_ready=self.sandbox is not None, terminal_reason=terminal_reason)
+                            sandbox_ready=self.sandbox is not None, terminal_reason=terminal_reason,
+                            pod_is_terminal=pod_is_terminal)
         if status == self._written:
             return
         try:
@@ -429,4 +584,4 @@ def _duration(seconds: float) -> str:
     return f"{s // 60}m{s % 60}s" if s >= 60 else f"{s}s"
 
 
-__all__ = ["ContainerConfigError", "PodWorker"]
+__all__ = ["Adoptable", "ContainerConfigError", "PodWorker", "attempt_of"]

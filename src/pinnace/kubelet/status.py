@@ -92,8 +92,9 @@ def container_status(rec: ContainerRecord, runtime: str) -> dict[str, Any]:
         state = waiting
     elif cur.state == "running":
         state = {"running": {"startedAt": iso(cur.started_at)}}
-    elif rec.waiting_reason == "CrashLoopBackOff":
-        # Exited and waiting out its back-off before the restart: the exit is lastState.
+    elif rec.waiting_reason not in ("", "ContainerCreating", "PodInitializing"):
+        # Exited and waiting for its restart (CrashLoopBackOff, or a restart that could not pull
+        # or create the new instance: ErrImagePull...): the exit is lastState.
         state, last = waiting, {"terminated": _terminated(runtime, cur)}
     else:
         state = {"terminated": _terminated(runtime, cur)}
@@ -108,9 +109,10 @@ def container_status(rec: ContainerRecord, runtime: str) -> dict[str, Any]:
 
 
 def phase(pod: dict, inits: list[ContainerRecord], containers: list[ContainerRecord],
-          initialized: bool) -> str:
+          initialized: bool, pod_is_terminal: bool = False) -> str:
     """``getPhase``: Pending until initialized and every container has started once; then
-    Running while one runs or will be restarted; Succeeded/Failed when all have exited for good."""
+    Running while one runs or will be restarted; Succeeded/Failed when all have exited for good
+    (``pod_is_terminal``: stopped for deletion, so whatever the restartPolicy)."""
     policy = (pod.get("spec") or {}).get("restartPolicy") or "Always"
     if not initialized:
         failed_init = any(r.exited and not r.succeeded for r in inits if not r.sidecar)
@@ -120,6 +122,8 @@ def phase(pod: dict, inits: list[ContainerRecord], containers: list[ContainerRec
     if any(r.running for r in containers):
         return "Running"
     if all(r.exited for r in containers):
+        if pod_is_terminal:
+            return "Succeeded" if all(r.succeeded for r in containers) else "Failed"
         if policy == "Always":
             return "Running"  # about to be restarted
         if all(r.succeeded for r in containers):
@@ -132,26 +136,35 @@ def phase(pod: dict, inits: list[ContainerRecord], containers: list[ContainerRec
 
 def pod_status(pod: dict, *, inits: list[ContainerRecord], containers: list[ContainerRecord], runtime: str,
                host_ip: str, pod_ip: str | None, start_time: str, sandbox_ready: bool,
-               terminal_reason: str | None = None) -> dict[str, Any]:
-    """The ``status`` to write for ``pod``."""
+               terminal_reason: str | None = None, pod_is_terminal: bool = False) -> dict[str, Any]:
+    """The ``status`` to write for ``pod`` (``pod_is_terminal``: its containers were stopped
+    for good, as for a deletion: the phase becomes Succeeded or Failed)."""
     now = now_iso()
     old = (pod.get("status") or {}).get("conditions") or []
-    initialized = all(r.succeeded or (r.sidecar and r.started) for r in inits)
-    ph = phase(pod, inits, containers, initialized)
+    # Initialized once every init container has succeeded (sidecars: started), and for good once
+    # a regular container has started: a restarting sidecar does not un-initialize the pod
+    # (HasAnyRegularContainerStarted).
+    initialized = (all(r.succeeded or (r.sidecar and r.started) for r in inits)
+                   or any(r.current is not None or r.restart_count > 0 for r in containers))
+    ph = phase(pod, inits, containers, initialized, pod_is_terminal)
     if terminal_reason is not None and ph not in ("Succeeded", "Failed"):
         ph = "Failed"
-    not_ready = [r.name for r in containers if not (r.ready and r.running)]
+    # Sidecars count for readiness as regular containers do (GenerateContainersReadyCondition).
+    sidecars = [r for r in inits if r.sidecar]
+    not_ready = [r.name for r in [*sidecars, *containers] if not (r.ready and r.running)]
     terminal = ph in ("Succeeded", "Failed")
     conditions = [pod_condition("PodReadyToStartContainers", "True" if sandbox_ready and not terminal else "False",
                                 now, old)]
     if initialized:
-        conditions.append(pod_condition("Initialized", "True", now, old, "PodCompleted" if terminal else None))
+        conditions.append(pod_condition("Initialized", "True", now, old,
+                                        "PodCompleted" if ph == "Succeeded" else None))
     else:
         pending = [r.name for r in inits if not (r.succeeded or (r.sidecar and r.started))]
         conditions.append(pod_condition("Initialized", "False", now, old, "ContainersNotInitialized",
                                         f"containers with incomplete status: [{' '.join(pending)}]"))
     if terminal:
-        ready = [pod_condition(t, "False", now, old, "PodCompleted") for t in ("Ready", "ContainersReady")]
+        why = "PodCompleted" if ph == "Succeeded" else "PodFailed"
+        ready = [pod_condition(t, "False", now, old, why) for t in ("Ready", "ContainersReady")]
     elif not_ready:
         msg = f"containers with unready status: [{' '.join(not_ready)}]"
         ready = [pod_condition(t, "False", now, old, "ContainersNotReady", msg) for t in ("Ready", "ContainersReady")]

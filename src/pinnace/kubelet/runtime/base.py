@@ -48,6 +48,10 @@ class Sandbox:
     netns_path: str | None = None
     ipc_path: str | None = None
     uts_path: str | None = None
+    # CRI's SANDBOX_READY: False once its namespaces are gone (the pause container died, or
+    # the sandbox was stopped); containers can no longer be created in it.
+    ready: bool = True
+    created_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,7 @@ class ContainerStatus:
     finished_at: dt.datetime | None = None
     pid: int | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    sandbox_id: str | None = None  # the pod sandbox it runs in (None: the runtime does not say)
 
 
 @dataclass
@@ -111,6 +116,11 @@ class ContainerRuntime(Protocol):
         """Stop every container of the sandbox (forcefully) and release its namespaces."""
 
     async def remove_pod_sandbox(self, sandbox: Sandbox) -> None: ...
+
+    async def list_pod_sandboxes(self) -> list[Sandbox]:
+        """Every sandbox this runtime knows, ready or not (a restarted kubelet adopts the
+        ready ones of its pods and removes the rest).  Optional for a runtime: without it
+        the kubelet adopts nothing."""
 
     async def create_container(self, sandbox: Sandbox, config: ContainerConfig) -> str:
         """Create (not start) a container; its id."""

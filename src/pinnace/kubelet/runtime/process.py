@@ -206,7 +206,8 @@ class _Record:
         return ContainerStatus(
             id=self.id, state=self.state, exit_code=self.exit_code, reason=self.reason, message=self.message,
             created_at=_utc(self.created_at), started_at=_utc(self.started_at), finished_at=_utc(self.finished_at),
-            pid=self.pid if self.state == "running" else None, labels=dict(self.config.labels))
+            pid=self.pid if self.state == "running" else None, labels=dict(self.config.labels),
+            sandbox_id=self.sandbox_id)
 
 
 @dataclass
@@ -269,12 +270,32 @@ class ProcessRuntime:
     # ---- sandboxes ---------------------------------------------------------------------
 
     async def run_pod_sandbox(self, config: SandboxConfig) -> Sandbox:
-        sandbox = Sandbox(id=secrets.token_hex(32), config=config, ip=self.node_ip)
+        created = time.time()
+        sandbox = Sandbox(id=secrets.token_hex(32), config=config, ip=self.node_ip, created_at=_utc(created))
         d = self._sandboxes / sandbox.id
         d.mkdir(parents=True)
         _write_json(d / "sandbox.json", {"id": sandbox.id, "config": dataclasses.asdict(config),
-                                         "ip": sandbox.ip, "created_at": time.time()})
+                                         "ip": sandbox.ip, "created_at": created})
         return sandbox
+
+    async def list_pod_sandboxes(self) -> list[Sandbox]:
+        """Every sandbox dir, rebuilt from its ``sandbox.json`` (one without a usable record
+        is listed with an empty pod uid, so that it can be removed).  A sandbox here holds no
+        namespaces: it is always ready."""
+        out = []
+        for d in sorted(p for p in self._sandboxes.iterdir() if p.is_dir()):
+            try:
+                record = json.loads((d / "sandbox.json").read_text())
+                raw = dict(record["config"])
+                names = {f.name for f in dataclasses.fields(SandboxConfig)}
+                config = SandboxConfig(**{k: v for k, v in raw.items() if k in names})
+            except (OSError, ValueError, TypeError, KeyError) as e:
+                log.warning("process runtime: sandbox %s has no usable sandbox.json (%s)", d.name[:12], e)
+                record, config = {}, SandboxConfig(pod_uid="", name="", namespace="", hostname="")
+            out.append(Sandbox(id=d.name, config=config, ip=record.get("ip") or self.node_ip,
+                               created_at=_utc(record.get("created_at"))))
+        out.sort(key=lambda s: s.created_at or dt.datetime.min.replace(tzinfo=dt.UTC))
+        return out
 
     def _sandbox_containers(self, sandbox_id: str) -> list[str]:
         out = []

@@ -65,7 +65,7 @@ import socket
 import struct
 import time
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -277,8 +277,49 @@ class RuncRuntime:
             raise RuntimeError_(f"pod sandbox: {e}") from e
         record["pid"] = pid
         _write_json(d / "sandbox.json", record)
-        return Sandbox(id=sid, config=config, ip=self.host_ip, netns_path=None,
-                       ipc_path=f"/proc/{pid}/ns/ipc", uts_path=None if host_net else f"/proc/{pid}/ns/uts")
+        return self._sandbox_from(sid, record, ready=True)
+
+    def _sandbox_from(self, sid: str, record: dict[str, Any], *, ready: bool) -> Sandbox:
+        """The Sandbox ``sandbox.json`` describes (what a restarted kubelet adopts)."""
+        known = {f.name for f in fields(SandboxConfig)}
+        raw = record.get("config") or {}
+        try:
+            config = SandboxConfig(**{k: v for k, v in raw.items() if k in known})
+        except TypeError:  # no (complete) record: a sandbox whose creation was cut short
+            config = SandboxConfig(pod_uid=raw.get("pod_uid", ""), name=raw.get("name", ""),
+                                   namespace=raw.get("namespace", ""), hostname=raw.get("hostname", ""))
+        pid = record.get("pid")
+        return Sandbox(id=sid, config=config, ip=record.get("ip") or self.host_ip, netns_path=None,
+                       ipc_path=f"/proc/{pid}/ns/ipc" if pid else None,
+                       uts_path=f"/proc/{pid}/ns/uts" if pid and not config.host_network else None,
+                       ready=ready, created_at=_utc(record.get("created_at")))
+
+    def _pause_alive(self, sid: str, record: dict[str, Any]) -> bool:
+        """Whether the sandbox's pause container (started: the record has its pid) still runs."""
+        pid = record.get("pid")
+        return (bool(pid) and self.runc.exit_status(sid) is None and self.runc.shim_alive(sid)
+                and os.path.exists(f"/proc/{pid}/ns/ipc"))
+
+    async def list_pod_sandboxes(self) -> list[Sandbox]:
+        """Every sandbox dir, ready (its pause container runs) or not: one whose pause is
+        gone, or whose creation was cut short (no complete ``sandbox.json``), is listed too,
+        so that it can be removed."""
+        try:
+            dirs = sorted(p for p in self._sandboxes.iterdir() if re.fullmatch(r"[0-9a-f]{64}", p.name))
+        except FileNotFoundError:
+            return []
+        out = []
+        for d in dirs:
+            try:
+                record = json.loads((d / "sandbox.json").read_text())
+                if not isinstance(record, dict):
+                    raise ValueError("not an object")
+            except (OSError, ValueError) as e:
+                log.warning("runc runtime: sandbox %s has no usable sandbox.json (%s)", d.name[:12], e)
+                record = {}
+            out.append(self._sandbox_from(d.name, record, ready=self._pause_alive(d.name, record)))
+        out.sort(key=lambda s: s.created_at or dt.datetime.min.replace(tzinfo=dt.UTC))
+        return out
 
     def _write_etc_files(self, d: Path, config: SandboxConfig) -> None:
         """/etc/hosts, /etc/hostname and /etc/resolv.conf, bind-mounted into every container."""
@@ -551,7 +592,8 @@ class RuncRuntime:
     async def container_status(self, container_id: str) -> ContainerStatus:
         rec = self._must(container_id)
         status = ContainerStatus(id=container_id, state="unknown", created_at=_utc(rec["created_at"]),
-                                 started_at=_utc(rec["started_at"]), pid=rec.get("pid"), labels=dict(rec["labels"]))
+                                 started_at=_utc(rec["started_at"]), pid=rec.get("pid"), labels=dict(rec["labels"]),
+                                 sandbox_id=rec.get("sandbox_id"))
         exit_status = self._exit(container_id)
         if exit_status is None and not self.runc.shim_alive(container_id):
             # The shim is gone without a record (killed, or it wrote one just now): re-read,
