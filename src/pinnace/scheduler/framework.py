@@ -16,14 +16,31 @@ extension points, synchronous and pure):
 - ``score(state, pod, node_info) -> int`` and ``normalize(state, pod, scores)``,
   which rewrites the ``{node name: score}`` dict in place to 0..100.
 
+Optional shortcuts, each returning None when it cannot help for this pod (the
+plain methods above then run); they must give exactly what those would:
+
+- ``filter_scope(state, pod, snapshot) -> set[str]`` -- the only nodes ``filter``
+  can reject (e.g. the tainted ones); every other node passes without a call.
+- ``filter_column(state, pod, snapshot) -> list[bool]`` -- ``filter``'s pass/fail
+  for every node of ``snapshot.list()`` (see ``ClusterSnapshot.column``).
+- ``score_constant(state, pod, nodes) -> int`` -- the normalized score every node
+  gets this cycle, known without looking at nodes.
+- ``score_column(state, pod, snapshot) -> list[int]`` -- the raw score of every
+  node of ``snapshot.list()``; ``score_list(state, pod, nodes)`` -- of ``nodes``.
+
+With them a cycle over the default profile and a pod without affinity, spread
+constraints or tolerated taints costs list slices rather than calls per node.
+
 ``state.snapshot`` and ``state.pod_info`` (the parsed incoming pod) are always set.
 """
 
 from __future__ import annotations
 
+import itertools
 import random
+from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Set
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -167,13 +184,18 @@ class CycleState(dict):
         return c
 
 
+_plugin_serials = itertools.count(1)
+
+
 class Plugin:
-    """Optional base class: stores the plugin's args."""
+    """Optional base class: stores the plugin's args, and gives the instance a
+    process-unique ``serial`` (to key what it memoizes on nodes)."""
 
     name = ""
 
     def __init__(self, args: dict | None = None):
         self.args = dict(args or {})
+        self.serial = next(_plugin_serials)
 
     def __repr__(self) -> str:
         return f"<{self.name}>"
@@ -390,8 +412,18 @@ class Profile:
 
     def prioritize(self, state: CycleState, pod: dict, nodes: list[NodeInfo]) -> dict[str, int]:
         """pre_score, score, normalize, weight; the total per node name."""
+        return dict(zip([ni.name for ni in nodes], self.score_totals(state, pod, nodes), strict=True))
+
+    def score_totals(self, state: CycleState, pod: dict, nodes: list[NodeInfo],
+                     segments: list[tuple[int, int]] | None = None) -> list[int]:
+        """:meth:`prioritize` as a list aligned with ``nodes``.  A plugin's scores come
+        from, in order of preference: ``score_constant`` (every node scores the same,
+        known without looking at nodes), ``score_column`` (a score for every node of
+        ``state.snapshot.list()``, of which ``nodes`` are the runs ``segments``, as
+        [start, end) positions), ``score_list`` (one call for all nodes),
+        ``score_nodes`` or ``score`` per node."""
         if not self.score_plugins:
-            return {ni.name: 1 for ni in nodes}  # no scoring: every feasible node is as good
+            return [1] * len(nodes)  # no scoring: every feasible node is as good
         for pl in self.pre_score_plugins:
             st = pl.pre_score(state, pod, nodes)
             if st is not None:
@@ -399,26 +431,101 @@ class Profile:
                     state.skip_score.add(pl.name)
                 elif st.code != Code.SUCCESS:
                     raise SchedulingError(f"running PreScore plugin {pl.name!r}: {st.message}")
-        totals = dict.fromkeys((ni.name for ni in nodes), 0)
+        constant = 0
+        weighted: list[tuple[list[int], int]] = []
+        names: list[str] | None = None
         for pl, weight in self.score_plugins:
             if pl.name in state.skip_score:
                 continue
-            # A plugin may score every node in one call (saves a call per node).
-            batch = getattr(pl, "score_nodes", None)
-            if batch is not None:
-                scores = batch(state, pod, nodes)
-            else:
-                fn = pl.score
-                scores = {ni.name: fn(state, pod, ni) for ni in nodes}
+            const_fn = getattr(pl, "score_constant", None)
+            if const_fn is not None:
+                c = const_fn(state, pod, nodes)
+                if c is not None:
+                    if not 0 <= c <= MAX_NODE_SCORE and nodes:
+                        raise SchedulingError(
+                            f"plugin {pl.name!r} returns an invalid score {c} for node {nodes[0].name!r}")
+                    constant += c * weight
+                    continue
+            scores_list = None
+            if segments is not None:
+                column_fn = getattr(pl, "score_column", None)
+                col = column_fn(state, pod, state.snapshot) if column_fn is not None else None
+                if col is not None:
+                    if len(segments) == 1:
+                        scores_list = col[segments[0][0]:segments[0][1]]
+                    else:
+                        scores_list = []
+                        for a, b in segments:
+                            scores_list += col[a:b]
+            if scores_list is None:
+                list_fn = getattr(pl, "score_list", None)
+                scores_list = list_fn(state, pod, nodes) if list_fn is not None else None
             normalize = getattr(pl, "normalize", None)
-            if normalize is not None:
-                normalize(state, pod, scores)
-            if scores and not (0 <= min(scores.values()) and max(scores.values()) <= MAX_NODE_SCORE):
-                name, s = next((n, v) for n, v in scores.items() if not 0 <= v <= MAX_NODE_SCORE)
-                raise SchedulingError(f"plugin {pl.name!r} returns an invalid score {s} for node {name!r}")
-            for name, s in scores.items():
-                totals[name] += s * weight
-        return totals
+            if scores_list is None or normalize is not None:
+                if names is None:
+                    names = [ni.name for ni in nodes]
+                if scores_list is not None:
+                    scores = dict(zip(names, scores_list, strict=True))
+                else:
+                    # A plugin may score every node in one call (saves a call per node).
+                    batch = getattr(pl, "score_nodes", None)
+                    if batch is not None:
+                        scores = batch(state, pod, nodes)
+                    else:
+                        fn = pl.score
+                        scores = {ni.name: fn(state, pod, ni) for ni in nodes}
+                if normalize is not None:
+                    normalize(state, pod, scores)
+                scores_list = [scores[n] for n in names]
+            if scores_list and not (0 <= min(scores_list) and max(scores_list) <= MAX_NODE_SCORE):
+                i, s = next((i, v) for i, v in enumerate(scores_list) if not 0 <= v <= MAX_NODE_SCORE)
+                raise SchedulingError(f"plugin {pl.name!r} returns an invalid score {s} for node {nodes[i].name!r}")
+            weighted.append((scores_list, weight))
+        return _add_up(weighted, constant, len(nodes))
+
+    def fast_filter(self, state: CycleState, pod: dict, snapshot: ClusterSnapshot,
+                    filters: list[tuple[str, Callable]]) -> tuple[list[list[bool]], Set[str]] | None:
+        """When every active filter can say without a call per node which nodes pass:
+        (verdict columns, names of the nodes that need the full filter chain anyway).
+
+        A plugin supports this with ``filter_column(state, pod, snapshot)`` -- its
+        exact verdict for every node of ``snapshot.list()`` -- or ``filter_scope(state,
+        pod, snapshot)`` -- the names of the only nodes its filter can reject.  None
+        of either (or any other active filter) means: run every filter on every node."""
+        columns: list[list[bool]] = []
+        special: Set[str] = frozenset()
+        for name, _fn in filters:
+            pl = self.plugins[name]
+            column_fn = getattr(pl, "filter_column", None)
+            if column_fn is not None:
+                col = column_fn(state, pod, snapshot)
+                if col is not None:
+                    columns.append(col)
+                    continue
+            scope_fn = getattr(pl, "filter_scope", None)
+            if scope_fn is not None:
+                scope = scope_fn(state, pod, snapshot)
+                if scope is not None:
+                    special = special | scope if special else scope
+                    continue
+            return None
+        return columns, special
+
+
+def _add_up(weighted: list[tuple[list[int], int]], constant: int, n: int) -> list[int]:
+    """``constant + sum(weight * scores[i])`` per node, in as few passes as possible."""
+    if not weighted:
+        return [constant] * n
+    if len(weighted) == 2 and weighted[0][1] == weighted[1][1] == 1:  # the default profile's common case
+        return [a + b + constant for a, b in zip(weighted[0][0], weighted[1][0], strict=True)]
+    (first, w), *rest = weighted
+    totals = [s * w + constant for s in first] if w != 1 or constant else list(first)
+    for scores, w in rest:
+        if w == 1:
+            totals = [t + s for t, s in zip(totals, scores, strict=True)]
+        else:
+            totals = [t + s * w for t, s in zip(totals, scores, strict=True)]
+    return totals
 
 
 def _nominated_for(pod_info: PodInfo, node_name: str,
@@ -484,8 +591,25 @@ class ScheduleResult:
     num_all_nodes: int = 0
     pre_filter_msg: str = ""
     absent_status: Status | None = None
-    scores: dict[str, int] = field(default_factory=dict)
     state: CycleState | None = field(default=None, repr=False)
+    # The feasible nodes and their totals; ``scores`` is built from them when read.
+    _scored: tuple[list[NodeInfo], list[int]] | None = field(default=None, repr=False)
+    _scores: dict[str, int] | None = field(default=None, repr=False)
+
+    @property
+    def scores(self) -> dict[str, int]:
+        """Total score by feasible node name (empty when there was nothing to choose)."""
+        if self._scores is None:
+            if self._scored is None:
+                self._scores = {}
+            else:
+                nodes, totals = self._scored
+                self._scores = dict(zip([ni.name for ni in nodes], totals, strict=True))
+        return self._scores
+
+    @scores.setter
+    def scores(self, value: dict[str, int]) -> None:
+        self._scores = value
 
     def status_of(self, node_name: str) -> Status | None:
         return self.statuses.get(node_name) or self.absent_status
@@ -541,26 +665,35 @@ def schedule_one(
     statuses = result.statuses
     m = len(nodes)
     start = profile.next_start_node_index
-    for i in range(m):
-        ni = nodes[(start + i) % m]
-        if nominated:
-            st = profile.run_filter_with_nominated_pods(state, pod, ni, nominated, filters)
-        else:
-            st = None
-            for name, fn in filters:  # inlined run_filter: the hot loop
-                st = fn(state, pod, ni)
-                if st is not None and st.code != Code.SUCCESS:
-                    if st.code == Code.ERROR:
-                        raise SchedulingError(f"running {name!r} filter plugin: {st.message}")
-                    st = st.with_plugin(name)
-                    break
+    fast = None if nominated or not m else profile.fast_filter(state, pod, snapshot, filters)
+    segments: list[tuple[int, int]] | None = None
+    if fast is not None:
+        segments = _walk_fast(profile, state, pod, snapshot, nodes, start % m, num_to_find, filters, fast, statuses)
+        for a, b in segments:
+            feasible += nodes[a:b]
+        if nodes is not all_nodes:
+            segments = None  # positions in the narrowed list, not in the snapshot's
+    else:
+        for i in range(m):
+            ni = nodes[(start + i) % m]
+            if nominated:
+                st = profile.run_filter_with_nominated_pods(state, pod, ni, nominated, filters)
+            else:
                 st = None
-        if st is None:
-            feasible.append(ni)
-            if len(feasible) >= num_to_find:
-                break
-        else:
-            statuses[ni.name] = st
+                for name, fn in filters:  # inlined run_filter: the hot loop
+                    st = fn(state, pod, ni)
+                    if st is not None and st.code != Code.SUCCESS:
+                        if st.code == Code.ERROR:
+                            raise SchedulingError(f"running {name!r} filter plugin: {st.message}")
+                        st = st.with_plugin(name)
+                        break
+                    st = None
+            if st is None:
+                feasible.append(ni)
+                if len(feasible) >= num_to_find:
+                    break
+            else:
+                statuses[ni.name] = st
     processed = len(feasible) + len(statuses)
     profile.next_start_node_index = (start + processed) % n_all
     result.evaluated_nodes = processed
@@ -571,27 +704,88 @@ def schedule_one(
         result.node_name = feasible[0].name
         return result
 
-    totals = profile.prioritize(state, pod, feasible)
-    result.scores = totals
-    result.node_name = select_host(feasible, totals, rng)
+    totals = profile.score_totals(state, pod, feasible, segments)
+    result._scored = (feasible, totals)
+    result.node_name = feasible[_select_index(totals, rng)].name
     return result
 
 
+def _walk_fast(profile: Profile, state: CycleState, pod: dict, snapshot: ClusterSnapshot, nodes: list[NodeInfo],
+               start: int, num_to_find: int, filters: list[tuple[str, Callable]],
+               fast: tuple[list[list[bool]], Set[str]], statuses: dict[str, Status]) -> list[tuple[int, int]]:
+    """The filter walk of :func:`schedule_one` on verdict columns: from ``start`` round
+    ``nodes``, take exactly as many nodes as feasible ones are still missing; a run
+    that passes every column and holds no node a plugin asked to see is feasible as
+    a whole, elsewhere the full filter chain runs per node (for the node's status).
+    Same nodes, same order, same statuses as filtering one node at a time.  Returns
+    the feasible positions in ``nodes`` as [start, end) runs, in walk order."""
+    columns, special = fast
+    full = nodes is snapshot.list()
+    ok: list[bool] | None = None
+    if columns:
+        ok = columns[0] if len(columns) == 1 else [all(v) for v in zip(*columns, strict=True)]
+        if not full:
+            ok = [ok[ni.index] for ni in nodes]
+    if not special:
+        sp: list[int] = []
+    elif full:
+        sp = sorted(ni.index for name in special if (ni := snapshot.get(name)) is not None and ni.index >= 0)
+    else:
+        sp = [p for p, ni in enumerate(nodes) if ni.name in special]
+    m = len(nodes)
+    runs: list[tuple[int, int]] = []
+    found = walked = 0
+    while walked < m and found < num_to_find:
+        a = start + walked
+        if a >= m:
+            a -= m
+        b = a + min(num_to_find - found, m - walked, m - a)
+        walked += b - a
+        if (ok is None or all(ok[a:b])) and (not sp or bisect_left(sp, b) == bisect_left(sp, a)):
+            found += b - a
+            if runs and runs[-1][1] == a:
+                runs[-1] = (runs[-1][0], b)
+            else:
+                runs.append((a, b))
+            continue
+        spset = set(sp)
+        for i in range(a, b):
+            if (ok is None or ok[i]) and i not in spset:
+                fits = True
+            else:
+                ni = nodes[i]
+                st = profile.run_filter(state, pod, ni, filters)
+                fits = st is None
+                if not fits:
+                    statuses[ni.name] = st
+            if fits:
+                found += 1
+                if runs and runs[-1][1] == i:
+                    runs[-1] = (runs[-1][0], i + 1)
+                else:
+                    runs.append((i, i + 1))
+    return runs
+
+
+def _select_index(totals: list[int], rng: random.Random) -> int:
+    """The index of the highest total; among equals each is picked with equal probability."""
+    best = max(totals)
+    i = totals.index(best)
+    ties = totals.count(best)
+    if ties > 1:
+        for _ in range(rng.randrange(ties)):  # the r-th of the tied ones, in order
+            i = totals.index(best, i + 1)
+    return i
+
+
 def select_host(nodes: Iterable[NodeInfo], totals: dict[str, int], rng: random.Random) -> str | None:
-    """The highest total; among equals each is picked with equal probability
-    (reservoir sampling, as ``selectHost`` does)."""
-    best: str | None = None
-    best_score = 0
-    ties = 0
-    for ni in nodes:
-        s = totals[ni.name]
-        if best is None or s > best_score:
-            best, best_score, ties = ni.name, s, 1
-        elif s == best_score:
-            ties += 1
-            if rng.randrange(ties) == 0:
-                best = ni.name
-    return best
+    """The highest total; among equals each is picked with equal probability (one
+    draw among the tied nodes, in ``nodes`` order -- the distribution ``selectHost``'s
+    reservoir sampling gives)."""
+    names = [ni.name for ni in nodes]
+    if not names:
+        return None
+    return names[_select_index([totals[n] for n in names], rng)]
 
 
 # -- the FailedScheduling message -----------------------------------------------------------

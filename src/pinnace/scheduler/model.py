@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -44,8 +44,16 @@ def _parse(q: str) -> Decimal:
 def quantity_value(name: str, q: Any) -> int:
     """A quantity in the scheduler's integer unit: millicores for cpu, else the
     plain value; both round up, like ``Quantity.MilliValue()`` / ``Value()``."""
+    try:
+        return _quantity_value(name == CPU, q)
+    except TypeError:  # unhashable: not a quantity anyone writes, but parse it all the same
+        return _quantity_value.__wrapped__(name == CPU, q)
+
+
+@lru_cache(maxsize=8192, typed=True)
+def _quantity_value(milli: bool, q: Any) -> int:
     d = _parse(q if isinstance(q, str) else str(q))
-    if name == CPU:
+    if milli:
         d = d * 1000
     return math.ceil(d)
 
@@ -407,25 +415,34 @@ class NodeInfo:
 
     __slots__ = (
         "allocatable",
+        "fit",
         "generation",
         "image_sizes",
+        "index",
         "labels",
+        "memo",
         "name",
         "no_schedule_taints",
         "node",
         "non0_cpu",
         "non0_mem",
+        "owner",
         "owner_counts",
         "pods",
         "pods_with_affinity",
         "pods_with_required_anti_affinity",
         "requested",
+        "res",
         "taints",
         "unschedulable",
         "used_ports",
     )
 
     def __init__(self, node: dict | None = None, pods: Iterable[dict | PodInfo] = ()):
+        # The ClusterSnapshot listing this node (told about changes its caches depend on),
+        # and the node's position in that snapshot's list().
+        self.owner: ClusterSnapshot | None = None
+        self.index = -1
         self.pods: list[PodInfo] = []
         self.pods_with_affinity: list[PodInfo] = []
         self.pods_with_required_anti_affinity: list[PodInfo] = []
@@ -458,6 +475,22 @@ class NodeInfo:
             for name in image.get("names") or ():
                 self.image_sizes[name] = int(image.get("sizeBytes") or 0)
         self.generation += 1
+        self._refresh()
+        if self.owner is not None:
+            self.owner._node_changed(self)
+
+    def _refresh(self) -> None:
+        """Recompute the flat numbers the hot filter and score loops read (one tuple
+        lookup per node instead of a chain of attribute lookups)."""
+        a, u = self.allocatable, self.requested
+        # Room left: pods, cpu, memory, ephemeral storage (NodeResourcesFit's filter).
+        self.fit = (a.pods - len(self.pods), a.milli_cpu - u.milli_cpu, a.memory - u.memory,
+                    a.ephemeral_storage - u.ephemeral_storage)
+        # Allocatable cpu/memory, non-zero requested cpu/memory, requested cpu/memory (scoring).
+        self.res = (a.milli_cpu, a.memory, self.non0_cpu, self.non0_mem, u.milli_cpu, u.memory)
+        self.memo = {}
+        if self.owner is not None:
+            self.owner._node_dirty(self)
 
     # pods
 
@@ -466,8 +499,10 @@ class NodeInfo:
         self.pods.append(pi)
         if pi.has_affinity:
             self.pods_with_affinity.append(pi)
-        if pi.required_anti_affinity:
-            self.pods_with_required_anti_affinity.append(pi)
+            if pi.required_anti_affinity:
+                self.pods_with_required_anti_affinity.append(pi)
+            if self.owner is not None:
+                self.owner._affinity_changed()
         self._account(pi, 1)
         return pi
 
@@ -477,11 +512,14 @@ class NodeInfo:
         if idx is None:
             return None
         pi = self.pods.pop(idx)
-        for lst in (self.pods_with_affinity, self.pods_with_required_anti_affinity):
-            for i, other in enumerate(lst):
-                if other is pi:
-                    del lst[i]
-                    break
+        if pi.has_affinity:
+            for lst in (self.pods_with_affinity, self.pods_with_required_anti_affinity):
+                for i, other in enumerate(lst):
+                    if other is pi:
+                        del lst[i]
+                        break
+            if self.owner is not None:
+                self.owner._affinity_changed()
         self._account(pi, -1)
         return pi
 
@@ -512,6 +550,7 @@ class NodeInfo:
             if self.owner_counts[pi.owner_uid] <= 0:
                 del self.owner_counts[pi.owner_uid]
         self.generation += 1
+        self._refresh()
 
     def port_conflict(self, ip: str, protocol: str, port: int) -> bool:
         """``HostPortInfo.CheckConflict``: 0.0.0.0 clashes with every address."""
@@ -526,6 +565,7 @@ class NodeInfo:
     def clone(self) -> NodeInfo:
         """A copy whose pod list and aggregates can change independently (PodInfos are shared)."""
         c = NodeInfo.__new__(NodeInfo)
+        c.owner, c.index = None, -1
         c.node, c.name, c.labels = self.node, self.name, self.labels
         c.taints, c.no_schedule_taints, c.unschedulable = self.taints, self.no_schedule_taints, self.unschedulable
         c.allocatable, c.image_sizes = self.allocatable, self.image_sizes
@@ -537,10 +577,35 @@ class NodeInfo:
         c.used_ports = Counter(self.used_ports)
         c.owner_counts = Counter(self.owner_counts)
         c.generation = self.generation
+        c.fit, c.res = self.fit, self.res
+        c.memo = {}
         return c
 
     def __repr__(self) -> str:
         return f"NodeInfo({self.name!r}, pods={len(self.pods)})"
+
+
+MEMO_LIMIT = 64
+COLUMN_LIMIT = 32
+CHANGE_LOG_LIMIT = 100_000
+
+
+def memoized(nodes: list[NodeInfo], key: str, compute: Callable[[NodeInfo], Any]) -> list:
+    """``[compute(ni) for ni in nodes]``, remembered per node under ``key`` until the
+    node changes (any change to it, or to its pods, empties ``NodeInfo.memo``).
+
+    For per-node results that depend only on the node's own state and on what
+    ``key`` stands for -- e.g. a resource score for one request vector: pods of a
+    Deployment share requests and each binding changes one node, so nearly every
+    node's score is already known from the previous cycle."""
+
+    def fill(ni: NodeInfo, memo: dict) -> Any:
+        if len(memo) >= MEMO_LIMIT:
+            memo.clear()
+        v = memo[key] = compute(ni)
+        return v
+
+    return [memo[key] if key in (memo := ni.memo) else fill(ni, memo) for ni in nodes]
 
 
 # -- ClusterSnapshot -------------------------------------------------------------
@@ -568,6 +633,14 @@ class ClusterSnapshot:
         self._ghosts: dict[str, NodeInfo] = {}
         self._list: list[NodeInfo] | None = None
         self._domains: dict[str, dict[str, list[str]]] = {}
+        # Caches over all nodes, rebuilt on first use after a node (or its affinity pods) changed.
+        self._node_sets: _NodeSets | None = None
+        # Per-node values computed once and then only for nodes that changed (see column()).
+        self._columns: dict[Hashable, list] = {}
+        self._column_seen: dict[Hashable, int] = {}
+        self._changed: list[int] = []  # list() positions of nodes changed, in order
+        self._with_affinity: list[NodeInfo] | None = None
+        self._with_required_anti_affinity: list[NodeInfo] | None = None
         self.image_num_nodes: Counter[str] = Counter()
         self.namespace_labels: dict[str, dict[str, str]] = {}
         if isinstance(namespaces, dict):
@@ -600,9 +673,15 @@ class ClusterSnapshot:
             else:
                 ni = NodeInfo(node)
             self.node_infos[name] = ni
-            self._list = None
+            ni.owner = self
+            if self._list is not None:
+                # A new node goes to the end (dicts keep insertion order): positions stay.
+                ni.index = len(self._list)
+                self._list = [*self._list, ni]
+                self._changed.append(ni.index)
+            self._affinity_changed()
         self.image_num_nodes.update(ni.image_sizes.keys())
-        self._domains.clear()
+        self._node_changed(ni)
         return ni
 
     update_node = add_node
@@ -612,11 +691,28 @@ class ClusterSnapshot:
         if ni is None:
             return
         self._forget_images(ni)
+        ni.owner, ni.index = None, -1
         self._list = None
-        self._domains.clear()
+        self._node_changed()
+        self._affinity_changed()
         if ni.pods:  # pods still bound to it stay accounted until they go
             ni.set_node({"metadata": {"name": name}})
             self._ghosts[name] = ni
+
+    def _node_changed(self, ni: NodeInfo | None = None) -> None:
+        """A node was added, removed or changed (labels, taints, ...): drop node caches
+        (or, for one listed node, bring them up to date)."""
+        self._domains.clear()
+        if self._node_sets is not None:
+            if ni is not None and self.node_infos.get(ni.name) is ni:
+                self._node_sets.update(ni)
+            else:
+                self._node_sets = None
+
+    def _affinity_changed(self) -> None:
+        """A pod with (anti-)affinity came or went, or the node list changed."""
+        self._with_affinity = None
+        self._with_required_anti_affinity = None
 
     def _forget_images(self, ni: NodeInfo) -> None:
         self.image_num_nodes.subtract(ni.image_sizes.keys())
@@ -658,16 +754,83 @@ class ClusterSnapshot:
     def list(self) -> list[NodeInfo]:
         if self._list is None:
             self._list = list(self.node_infos.values())
+            for i, ni in enumerate(self._list):
+                ni.index = i
+            self._columns.clear()  # positions moved: start over
+            self._column_seen.clear()
+            self._changed = []
         return self._list
+
+    def _node_dirty(self, ni: NodeInfo) -> None:
+        """A listed node's state changed (its pods, or the node itself)."""
+        if self._list is not None and ni.index >= 0:
+            self._changed.append(ni.index)
+            if len(self._changed) > CHANGE_LOG_LIMIT:  # columns nobody read for long: drop them
+                self._columns.clear()
+                self._column_seen.clear()
+                self._changed = []
+
+    def column(self, key: Hashable, compute: Callable[[NodeInfo], Any]) -> list:
+        """``[compute(ni) for ni in self.list()]``, kept from call to call under ``key``
+        and recomputed only for the nodes that changed in between.
+
+        ``compute`` must depend on nothing but the node's own state (its node object
+        and pods) and what ``key`` stands for, e.g. a resource score for one request
+        vector.  A scheduling cycle then reads whole runs of nodes as list slices:
+        pods of one Deployment share requests and each binding changes one node."""
+        nodes = self.list()
+        values = self._columns.get(key)
+        changed = self._changed
+        if values is None:
+            if len(self._columns) >= COLUMN_LIMIT:  # the oldest goes
+                oldest = next(iter(self._columns))
+                del self._columns[oldest], self._column_seen[oldest]
+            values = self._columns[key] = [compute(ni) for ni in nodes]
+        else:
+            seen = self._column_seen[key]
+            if seen < len(changed):
+                if len(values) < len(nodes):  # nodes were added
+                    values.extend([None] * (len(nodes) - len(values)))
+                for i in (set(changed[seen:]) if len(changed) - seen > 8 else changed[seen:]):
+                    values[i] = compute(nodes[i])
+        self._column_seen[key] = len(changed)
+        if len(changed) > 4096 and min(self._column_seen.values()) == len(changed):
+            self._changed = []  # every column is up to date: start the log afresh
+            self._column_seen = dict.fromkeys(self._column_seen, 0)
+        return values
 
     def __len__(self) -> int:
         return len(self.node_infos)
 
     def have_pods_with_affinity(self) -> list[NodeInfo]:
-        return [ni for ni in self.list() if ni.pods_with_affinity]
+        """Nodes running pods with (anti-)affinity terms (cached; do not modify)."""
+        if self._with_affinity is None:
+            self._with_affinity = [ni for ni in self.list() if ni.pods_with_affinity]
+        return self._with_affinity
 
     def have_pods_with_required_anti_affinity(self) -> list[NodeInfo]:
-        return [ni for ni in self.list() if ni.pods_with_required_anti_affinity]
+        """Nodes running pods with required anti-affinity terms (cached; do not modify)."""
+        if self._with_required_anti_affinity is None:
+            self._with_required_anti_affinity = [ni for ni in self.list() if ni.pods_with_required_anti_affinity]
+        return self._with_required_anti_affinity
+
+    def _sets(self) -> _NodeSets:
+        s = self._node_sets
+        if s is None:
+            s = self._node_sets = _NodeSets(self.list())
+        return s
+
+    def unschedulable_nodes(self) -> set[str]:
+        """Names of the cordoned nodes (spec.unschedulable; do not modify)."""
+        return self._sets().unschedulable
+
+    def no_schedule_tainted_nodes(self) -> set[str]:
+        """Names of the nodes with a NoSchedule or NoExecute taint (do not modify)."""
+        return self._sets().no_schedule_tainted
+
+    def has_prefer_no_schedule_taints(self) -> bool:
+        """Does any node have a PreferNoSchedule taint?"""
+        return bool(self._sets().prefer_no_schedule)
 
     def pods_by_node(self) -> dict[str, list[PodInfo]]:
         return {name: ni.pods for name, ni in self.node_infos.items()}
@@ -686,3 +849,29 @@ class ClusterSnapshot:
 
     def namespace_labels_for(self, namespace: str) -> dict[str, str]:
         return self.namespace_labels.get(namespace, {})
+
+
+class _NodeSets:
+    """Which nodes a plugin has to look at for a verdict other than the trivial one
+    (most nodes are neither cordoned nor tainted).  Kept up to date node by node:
+    every node reports its status now and then."""
+
+    __slots__ = ("no_schedule_tainted", "prefer_no_schedule", "unschedulable")
+
+    def __init__(self, nodes: list[NodeInfo]):
+        self.unschedulable: set[str] = set()
+        self.no_schedule_tainted: set[str] = set()
+        self.prefer_no_schedule: set[str] = set()
+        for ni in nodes:
+            self.update(ni)
+
+    def update(self, ni: NodeInfo) -> None:
+        name = ni.name
+        for members, yes in ((self.unschedulable, ni.unschedulable),
+                             (self.no_schedule_tainted, ni.no_schedule_taints),
+                             (self.prefer_no_schedule,
+                              any(t.get("effect") == "PreferNoSchedule" for t in ni.taints))):
+            if yes:
+                members.add(name)
+            else:
+                members.discard(name)

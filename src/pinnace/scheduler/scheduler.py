@@ -34,6 +34,11 @@ from .queue import SchedulingQueue, pod_key
 
 log = logging.getLogger(__name__)
 
+# Bindings in flight at once.  Each concurrent request needs its own connection, so
+# without a bound a burst of bindings opens (and TLS-handshakes) hundreds of them;
+# 64 keeps the API server's group commit busy without that.
+MAX_IN_FLIGHT_BINDINGS = 64
+
 # Node changes that can make a waiting pod fit.
 NODE_FIELDS_THAT_MATTER = ("allocatable", "labels", "taints", "unschedulable", "conditions")
 
@@ -70,6 +75,7 @@ class Scheduler:
         self.recorder = EventRecorder(client, "default-scheduler")
         self._assumed: dict[str, str] = {}  # pod key -> node name, until the binding shows up
         self._bindings: set[asyncio.Task[None]] = set()
+        self._binding_slots = asyncio.Semaphore(MAX_IN_FLIGHT_BINDINGS)
         self.bound = 0
         self._wire()
 
@@ -191,7 +197,8 @@ class Scheduler:
                    "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
         key = pod_key(pod)
         try:
-            await self.client.create("v1", f"pods/{meta['name']}/binding", binding, namespace=meta["namespace"])
+            async with self._binding_slots:
+                await self.client.create("v1", f"pods/{meta['name']}/binding", binding, namespace=meta["namespace"])
         except ApiException as e:
             # Undo the reservation; a 409 means someone else bound it (or it is going away).
             if self._assumed.pop(key, None) is not None:

@@ -7,6 +7,7 @@ import math
 
 from pinnace.scheduler.framework import Plugin
 from pinnace.scheduler.helpers import MAX_NODE_SCORE
+from pinnace.scheduler.model import memoized
 from pinnace.scheduler.plugins.resource_allocation import (
     cpu_memory_weights,
     parse_resources,
@@ -35,8 +36,31 @@ class BalancedAllocation(Plugin):
 
     def pre_score(self, state, pod, nodes):
         # Actual requests, not the 100m/200Mi stand-ins: balance is about real usage.
-        state[self.name] = self._node_scorer(pod_request_vector(pod, self.resources, use_requested=True))
+        reqs = pod_request_vector(pod, self.resources, use_requested=True, pod_info=state.pod_info)
+        state[self.name + "/reqs"] = reqs
+        state[self.name] = self._node_scorer(reqs)
         return None
+
+    def score_list(self, state, pod, nodes) -> list[int] | None:
+        """Every node's score, memoized per node for this request vector (cpu and
+        memory; else None and :meth:`score_nodes` does it)."""
+        if cpu_memory_weights(self.resources) is None:
+            return None
+        reqs = state.get(self.name + "/reqs")
+        if reqs is None:
+            reqs = pod_request_vector(pod, self.resources, use_requested=True)
+        fn = state.get(self.name) or self._node_scorer(reqs)
+        return memoized(nodes, f"{self.serial}:{reqs[0]}:{reqs[1]}", fn)
+
+    def score_column(self, state, pod, snapshot) -> list[int] | None:
+        """Every snapshot node's score, kept per request vector (cpu and memory; else None)."""
+        if cpu_memory_weights(self.resources) is None:
+            return None
+        reqs = state.get(self.name + "/reqs")
+        if reqs is None:
+            reqs = pod_request_vector(pod, self.resources, use_requested=True)
+        fn = state.get(self.name) or self._node_scorer(reqs)
+        return snapshot.column((self.serial, "score", reqs[0], reqs[1]), fn)
 
     def score(self, state, pod, node_info):
         fn = state.get(self.name)

@@ -27,6 +27,13 @@ class ImageLocality(Plugin):
         state[self.name] = ([normalized_image_name(c.get("image") or "") for c in containers], len(containers))
         return None
 
+    def score_constant(self, state, pod, nodes):
+        """No node reports any image: every node scores 0."""
+        snapshot = state.snapshot
+        if snapshot is not None and not snapshot.image_num_nodes:
+            return 0
+        return None
+
     def score(self, state, pod, node_info):
         images, num_containers = state[self.name]
         if not node_info.image_sizes:

@@ -8,7 +8,7 @@ import math
 
 from pinnace.scheduler.framework import Plugin, Status
 from pinnace.scheduler.helpers import MAX_NODE_SCORE, go_div
-from pinnace.scheduler.model import PodInfo, is_extended_resource
+from pinnace.scheduler.model import PodInfo, is_extended_resource, memoized
 from pinnace.scheduler.plugins.resource_allocation import (
     cpu_memory_weights,
     parse_resources,
@@ -24,6 +24,7 @@ MAX_UTILIZATION = 100
 MAX_CUSTOM_PRIORITY_SCORE = 10
 
 _TOO_MANY_PODS = "Too many pods"
+_NO_LIMIT = float("-inf")  # "no request": any room left (even negative) is enough
 
 
 def least_requested_score(requested: int, capacity: int) -> int:
@@ -140,9 +141,50 @@ class NodeResourcesFit(Plugin):
                 reasons.append(f"Insufficient {name}")
         return Status.unschedulable(*reasons) if reasons else None
 
+    def filter_column(self, state, pod, snapshot):
+        """:meth:`filter`'s pass/fail for every node of the snapshot (from
+        ``NodeInfo.fit``, kept per request vector), unless the pod asks for scalar
+        resources (those take the per-node path)."""
+        req = state.get(self.name) or PodInfo(pod).requests
+        if any(req.scalar.values()):
+            return None
+        rc = req.milli_cpu if req.milli_cpu > 0 else _NO_LIMIT
+        rm = req.memory if req.memory > 0 else _NO_LIMIT
+        re = req.ephemeral_storage if req.ephemeral_storage > 0 else _NO_LIMIT
+
+        def fits(ni) -> bool:
+            f = ni.fit
+            return f[0] > 0 and f[1] >= rc and f[2] >= rm and f[3] >= re
+
+        return snapshot.column((self.serial, "fit", rc, rm, re), fits)
+
     def pre_score(self, state, pod, nodes):
-        state[self.name + "/score"] = self._node_scorer(pod_request_vector(pod, self.resources, use_requested=False))
+        reqs = pod_request_vector(pod, self.resources, use_requested=False, pod_info=state.pod_info)
+        state[self.name + "/reqs"] = reqs
+        state[self.name + "/score"] = self._node_scorer(reqs)
         return None
+
+    def score_list(self, state, pod, nodes) -> list[int] | None:
+        """Every node's score, memoized per node for this request vector (the default
+        cpu/memory resources; else None and :meth:`score_nodes` does it)."""
+        if cpu_memory_weights(self.resources) is None or self.strategy == REQUESTED_TO_CAPACITY_RATIO:
+            return None
+        reqs = state.get(self.name + "/reqs")
+        if reqs is None:
+            reqs = pod_request_vector(pod, self.resources, use_requested=False)
+        fn = state.get(self.name + "/score") or self._node_scorer(reqs)
+        return memoized(nodes, f"{self.serial}:{reqs[0]}:{reqs[1]}", fn)
+
+    def score_column(self, state, pod, snapshot) -> list[int] | None:
+        """Every snapshot node's score, kept per request vector (the default
+        cpu/memory resources; else None)."""
+        if cpu_memory_weights(self.resources) is None or self.strategy == REQUESTED_TO_CAPACITY_RATIO:
+            return None
+        reqs = state.get(self.name + "/reqs")
+        if reqs is None:
+            reqs = pod_request_vector(pod, self.resources, use_requested=False)
+        fn = state.get(self.name + "/score") or self._node_scorer(reqs)
+        return snapshot.column((self.serial, "score", reqs[0], reqs[1]), fn)
 
     def score(self, state, pod, node_info):
         fn = state.get(self.name + "/score")

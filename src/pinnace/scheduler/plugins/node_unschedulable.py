@@ -14,6 +14,10 @@ _TAINT = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
 class NodeUnschedulable(Plugin):
     name = "NodeUnschedulable"
 
+    def filter_scope(self, state, pod, snapshot):
+        """Only cordoned nodes can fail :meth:`filter`."""
+        return snapshot.unschedulable_nodes()
+
     def filter(self, state, pod, node_info):
         if not node_info.unschedulable:
             return None

@@ -108,9 +108,9 @@ class PodTopologySpread(Plugin):
         explicit = (pod.get("spec") or {}).get("topologySpreadConstraints")
         if explicit:
             return parse_constraints(explicit, pi.labels, action)
-        constraints = parse_constraints(self.default_constraints, pi.labels, action)
-        if not constraints:
+        if not any(c.get("whenUnsatisfiable") == action for c in self.default_constraints):
             return []
+        constraints = parse_constraints(self.default_constraints, pi.labels, action)
         if "_default_selector" not in state:
             state["_default_selector"] = default_selector(pi, state.snapshot)
         sel = state["_default_selector"]

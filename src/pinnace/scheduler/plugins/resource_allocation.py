@@ -6,7 +6,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pinnace.scheduler.model import CPU, EPHEMERAL_STORAGE, MEMORY, NodeInfo, is_scalar_resource, pod_request_list
+from pinnace.scheduler.model import (
+    CPU,
+    EPHEMERAL_STORAGE,
+    MEMORY,
+    NodeInfo,
+    PodInfo,
+    is_scalar_resource,
+    pod_request_list,
+)
 
 DEFAULT_RESOURCES = [{"name": CPU, "weight": 1}, {"name": MEMORY, "weight": 1}]
 
@@ -15,9 +23,15 @@ def parse_resources(specs: list[dict] | None) -> list[tuple[str, int]]:
     return [(r["name"], int(r.get("weight") or 1)) for r in (specs or DEFAULT_RESOURCES)]
 
 
-def pod_request_vector(pod: dict, resources: list[tuple[str, int]], use_requested: bool) -> list[int]:
+def pod_request_vector(pod: dict, resources: list[tuple[str, int]], use_requested: bool,
+                       pod_info: PodInfo | None = None) -> list[int]:
     """The pod's request per resource; unless ``use_requested``, containers without a
-    cpu/memory request count as 100m/200Mi so that such pods still spread."""
+    cpu/memory request count as 100m/200Mi so that such pods still spread.  With the
+    pod's ``pod_info`` and just cpu and memory, from what that already parsed."""
+    if pod_info is not None and cpu_memory_weights(resources) is not None:
+        if use_requested:
+            return [pod_info.requests.milli_cpu, pod_info.requests.memory]
+        return [pod_info.non0_cpu, pod_info.non0_mem]
     reqs = pod_request_list(pod, non_missing=not use_requested)
     return [reqs.get(name, 0) for name, _ in resources]
 

@@ -4,7 +4,12 @@ node out; untolerated PreferNoSchedule taints make it less attractive."""
 from __future__ import annotations
 
 from pinnace.scheduler.framework import Plugin, Status
-from pinnace.scheduler.helpers import default_normalize_score, find_untolerated_taint, tolerations_tolerate_taint
+from pinnace.scheduler.helpers import (
+    MAX_NODE_SCORE,
+    default_normalize_score,
+    find_untolerated_taint,
+    tolerations_tolerate_taint,
+)
 
 
 def _tolerations(pod: dict) -> list[dict]:
@@ -23,6 +28,17 @@ class TaintToleration(Plugin):
         return Status.unresolvable(
             f"node(s) had untolerated taint {{{taint.get('key') or ''}: {taint.get('value') or ''}}}"
         )
+
+    def filter_scope(self, state, pod, snapshot):
+        """Only nodes with a NoSchedule/NoExecute taint can fail :meth:`filter`."""
+        return snapshot.no_schedule_tainted_nodes()
+
+    def score_constant(self, state, pod, nodes):
+        """Without PreferNoSchedule taints anywhere every node counts 0, i.e. 100 reversed."""
+        snapshot = state.snapshot
+        if snapshot is not None and not snapshot.has_prefer_no_schedule_taints():
+            return MAX_NODE_SCORE
+        return None
 
     def pre_score(self, state, pod, nodes):
         # Only tolerations that can match PreferNoSchedule (that effect, or any effect) matter.
