@@ -21,6 +21,7 @@ SUBRESOURCES: dict[str, tuple[tuple[str, ...], tuple[str, str, str] | None]] = {
     # Proxied to the pod's kubelet (podproxy).
     "log": (("get",), ("", "v1", "Pod")),
     "exec": (("create", "get"), ("", "v1", "PodExecOptions")),
+    "portforward": (("create", "get"), ("", "v1", "PodPortForwardOptions")),
 }
 
 

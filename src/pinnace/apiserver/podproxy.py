@@ -1,7 +1,9 @@
-"""``pods/log`` and ``pods/exec``: the API server finds the pod's node and relays
-the kubelet's ``/containerLogs`` (streamed chunk by chunk, so ``kubectl logs -f``
-follows) and ``/exec`` (a WebSocket, message by message, in the subprotocol the
-kubelet picked from those the client offered).  It calls the kubelet over HTTPS
+"""``pods/log``, ``pods/exec`` and ``pods/portforward``: the API server finds the pod's
+node and relays the kubelet's ``/containerLogs`` (streamed chunk by chunk, so
+``kubectl logs -f`` follows), ``/exec`` and ``/portForward`` (WebSockets, message by
+message, in the subprotocol the kubelet picked from those the client offered;
+port-forward's is ``SPDY/3.1+portforward.k8s.io``, SPDY frames tunnelled in binary
+messages as kubectl 1.31+ sends them).  It calls the kubelet over HTTPS
 with its kubelet-client certificate and checks the kubelet's serving certificate
 against the cluster CA."""
 
@@ -26,7 +28,7 @@ from .registry import Registry
 log = logging.getLogger(__name__)
 
 DEFAULT_KUBELET_PORT = 10250
-SUBRESOURCES = ("log", "exec")
+SUBRESOURCES = ("log", "exec", "portforward")
 # PodLogOptions query parameters passed on to the kubelet, which takes the same names.
 FORWARDED = ("follow", "previous", "timestamps", "sinceSeconds", "sinceTime", "tailLines", "limitBytes", "stream")
 _REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "Conflict",
@@ -145,15 +147,17 @@ class PodProxy:
             return await self.logs(request, namespace, name)
         if request.method not in ("GET", "POST"):
             raise errors.method_not_allowed(f"only GET and POST are allowed on pods/{subresource}")
+        if subresource == "portforward":
+            return await self.port_forward(request, namespace, name)
         return await self.exec(request, namespace, name)
 
-    async def _locate(self, namespace: str, name: str, requested: str) -> tuple[dict, str, str]:
-        """The pod, the container, and the kubelet's base URL."""
+    async def _locate(self, namespace: str, name: str, requested: str | None) -> tuple[dict, str, str]:
+        """The pod, the container (None: none wanted), and the kubelet's base URL."""
         pods = self.registry.resources.get("", "v1", "pods")
         nodes = self.registry.resources.get("", "v1", "nodes")
         assert pods is not None and nodes is not None
         pod = await self.registry.get(pods, namespace, name)
-        container = choose_container(pod, name, requested)
+        container = choose_container(pod, name, requested) if requested is not None else ""
         node_name = (pod.get("spec") or {}).get("nodeName", "")
         if not node_name:
             raise errors.bad_request(f'pod "{name}" is not scheduled to a node yet')
@@ -191,12 +195,30 @@ class PodProxy:
         params = [(k, v) for k in ("stdin", "stdout", "stderr", "tty", "input", "output", "error")
                   for v in q.getall(k, [])] + [("command", c) for c in command]
         url = f"{base.replace('https://', 'wss://', 1)}/exec/{_path(namespace, name, container)}"
+        return await self._relay_websocket(request, url, params, offered, "exec")
+
+    async def port_forward(self, request: web.Request, namespace: str, name: str) -> web.StreamResponse:
+        pod, _, base = await self._locate(namespace, name, None)
+        phase = (pod.get("status") or {}).get("phase", "")
+        if phase in ("Succeeded", "Failed"):
+            raise errors.bad_request(f"cannot port-forward to a completed pod; current phase is {phase}")
+        if not web.WebSocketResponse().can_prepare(request).ok:
+            # kubectl 1.31+ tries this WebSocket first; older ones (and a failed WebSocket) use a SPDY upgrade.
+            raise errors.bad_request("Upgrade request required: pods/portforward is served over WebSocket "
+                                     "(SPDY/3.1+portforward.k8s.io)")
+        offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+        params = [("port", v) for v in request.query.getall("ports", [])]
+        url = f"{base.replace('https://', 'wss://', 1)}/portForward/{_path(namespace, name)}"
+        return await self._relay_websocket(request, url, params, offered, "port-forward")
+
+    async def _relay_websocket(self, request: web.Request, url: str, params: list[tuple[str, str]],
+                               offered: list[str], what: str) -> web.StreamResponse:
         try:
             kws = await self._client().ws_connect(url, params=params, protocols=offered, ssl=self._ssl_context(True),
                                                   heartbeat=None, max_msg_size=0)
         except aiohttp.WSServerHandshakeError as e:
             raise errors.ApiError(e.status if e.status in _REASONS else 500, _REASONS.get(e.status, "InternalError"),
-                                  f"the kubelet refused the exec upgrade: {e.message}") from None
+                                  f"the kubelet refused the {what} upgrade: {e.message}") from None
         except (aiohttp.ClientError, ssl.SSLError, OSError) as e:
             raise errors.ApiError(500, "InternalError", f'Get "{url}": {e}') from None
         async with kws:
@@ -237,8 +259,8 @@ class PodProxy:
             return resp
 
 
-def _path(namespace: str, name: str, container: str) -> str:
-    return "/".join(quote(s, safe="") for s in (namespace, name, container))
+def _path(*parts: str) -> str:
+    return "/".join(quote(s, safe="") for s in parts)
 
 
 async def _relay(client: web.WebSocketResponse, kubelet: aiohttp.ClientWebSocketResponse,

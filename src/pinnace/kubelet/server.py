@@ -1,4 +1,5 @@
-"""The kubelet's HTTPS API (port 10250): ``/containerLogs``, ``/exec`` (WebSocket) and ``/healthz``.
+"""The kubelet's HTTPS API (port 10250): ``/containerLogs``, ``/exec`` (WebSocket),
+``/portForward`` (SPDY tunnelled in a WebSocket) and ``/healthz``.
 
 Only the API server calls it (``kubectl logs`` is proxied through ``pods/log``),
 so every request but ``/healthz`` must carry a client certificate signed by
@@ -16,6 +17,12 @@ nanoseconds, as Go's RFC3339Nano prints), ``limitBytes``, ``previous``, and
 ``v4.channel.k8s.io``: every binary message starts with its channel (0 stdin,
 1 stdout, 2 stderr, 3 the final Status as JSON, 4 terminal resize); v5 adds
 channel 255, ``[255, n]`` closing channel n (stdin: the client's EOF).
+
+``/portForward/{namespace}/{pod}`` speaks ``portforward.k8s.io`` over SPDY/3.1
+carried in WebSocket binary messages (subprotocol ``SPDY/3.1+portforward.k8s.io``,
+KEP-4006; see :mod:`.portforward`).  Each forwarded connection goes to
+``port_forward_target(namespace, pod, port)`` - by default 127.0.0.1 and the port
+itself, as pods share the node's network.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from typing import BinaryIO
 
 from aiohttp import WSMsgType, web
 
+from . import portforward
 from .crilog import Entry, parse_line
 
 log = logging.getLogger(__name__)
@@ -46,6 +54,9 @@ log = logging.getLogger(__name__)
 LogSource = Callable[[str, str, str, bool], "Path | Awaitable[Path | None] | None"]
 # (namespace, pod, container) -> whether the container still runs (follow stops once it does not).
 IsRunning = Callable[[str, str, str], bool]
+# (namespace, pod, port) -> where that port of the pod is reached, or None when the pod is not
+# here.  May be a coroutine function.
+PortForwardTarget = Callable[[str, str, int], "tuple[str, int] | Awaitable[tuple[str, int] | None] | None"]
 
 KUBELET_CLIENT_CN = "kube-apiserver-kubelet-client"
 EXEC_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
@@ -436,11 +447,13 @@ class KubeletServer:
     def __init__(self, log_source: LogSource, *, host: str = "0.0.0.0", port: int = 10250,
                  cert: Path | str, key: Path | str, client_ca: Path | str,
                  is_running: IsRunning | None = None, exec_source: ExecSource | None = None,
+                 port_forward_target: PortForwardTarget | None = None,
                  allowed_users: Collection[str] = (KUBELET_CLIENT_CN,),
                  allowed_groups: Collection[str] = ("system:masters",)):
         self.log_source = log_source
         self.is_running = is_running
         self.exec_source = exec_source
+        self.port_forward_target = port_forward_target
         self.host, self.port = host, port
         self.cert, self.key, self.client_ca = Path(cert), Path(key), Path(client_ca)
         self.allowed_users, self.allowed_groups = set(allowed_users), set(allowed_groups)
@@ -464,6 +477,8 @@ class KubeletServer:
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._container_logs)
         app.router.add_route("*", "/exec/{namespace}/{pod}/{container}", self._exec)
+        app.router.add_route("*", "/portForward/{namespace}/{pod}", self._port_forward)
+        app.router.add_route("*", "/portForward/{namespace}/{pod}/{uid}", self._port_forward)
         return app
 
     async def start(self) -> None:
@@ -677,11 +692,50 @@ class KubeletServer:
             await ws.close()
 
 
+    async def _port_forward(self, request: web.Request) -> web.StreamResponse:
+        if request.method not in ("GET", "POST"):
+            return web.Response(status=405, text="only GET and POST are allowed")
+        ns, pod = request.match_info["namespace"], request.match_info["pod"]
+        ws = web.WebSocketResponse(protocols=(portforward.WEBSOCKET_PROTOCOL,), heartbeat=None, max_msg_size=0)
+        if not ws.can_prepare(request).ok:
+            return web.Response(status=400, text=f"WebSocket upgrade ({portforward.WEBSOCKET_PROTOCOL}) "
+                                                 "required; plain SPDY upgrades are not supported")
+        await ws.prepare(request)
+        if ws.ws_protocol is None:
+            await ws.close(code=1002, message=f"use subprotocol {portforward.WEBSOCKET_PROTOCOL}".encode())
+            return ws
+        target = self.port_forward_target
+
+        async def connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+            if target is None:
+                host_port: tuple[str, int] | None = ("127.0.0.1", port)
+            else:
+                found = target(ns, pod, port)
+                host_port = await found if inspect.isawaitable(found) else found
+            if host_port is None:
+                raise OSError(f'pod "{pod}" in namespace "{ns}" is not running on this node')
+            return await portforward.open_tcp(*host_port)
+
+        session = portforward.PortForwardSession(ws.send_bytes, connect, f"pod {pod}_{ns}")
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.BINARY and not await session.feed(msg.data):
+                    break
+                if self._stopping.is_set():
+                    break
+        except portforward.spdy.ProtocolError as e:
+            log.warning("port-forward to %s/%s: %s", ns, pod, e)
+        finally:
+            await session.close()
+            await ws.close()
+        return ws
+
+
 def _size(lf: LogFile) -> int:
     assert lf.f is not None
     return os.fstat(lf.f.fileno()).st_size
 
 
 __all__ = ["EXEC_PROTOCOLS", "Assembler", "ExecProcess", "ExecRequest", "ExecSource", "IsRunning",
-           "KubeletServer", "Line", "LogOptions", "LogOptionsError", "LogSource", "Renderer", "exec_status",
-           "parse_time_ns", "read_logs", "rfc3339nano", "rotated", "tail_start"]
+           "KubeletServer", "Line", "LogOptions", "LogOptionsError", "LogSource", "PortForwardTarget", "Renderer",
+           "exec_status", "parse_time_ns", "read_logs", "rfc3339nano", "rotated", "tail_start"]
