@@ -19,10 +19,12 @@ import os
 import shutil
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
 
+from tests.support.etcd import free_port
 from tests.support.images import busybox_archive
 from tests.support.kubectl import Kubectl, kubectl_versions
 from tests.support.registry import run_registry
@@ -173,3 +175,24 @@ def test_job_and_statefulset_on_real_containers(cluster):
     for i in range(3):
         assert k("logs", f"web-{i}").strip() == f"web-{i}"  # stable identity as the hostname
     k("delete", "statefulset", "web", "--wait=true", timeout=90)
+
+
+def test_port_forward_to_busybox_httpd(cluster):
+    k, image = cluster
+    port = free_port()
+    script = f"mkdir -p /www && echo served-by-httpd > /www/index.html && exec httpd -f -p 127.0.0.1:{port} -h /www"
+    apply(k, pod("httpd", image, script))
+    wait_until(lambda: status(k, "httpd"), lambda s: container(s).get("ready") is True, timeout=60, what="ready")
+    forward = subprocess.Popen([k.binary, "--kubeconfig", str(k.kubeconfig), "port-forward", "pod/httpd", f":{port}"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert forward.stdout is not None
+        line = forward.stdout.readline()  # "Forwarding from 127.0.0.1:LOCAL -> PORT"
+        local = int(line.split("127.0.0.1:", 1)[1].split()[0])
+        for _ in range(2):  # two connections through one port-forward session
+            with urllib.request.urlopen(f"http://127.0.0.1:{local}/", timeout=10) as resp:
+                assert resp.read() == b"served-by-httpd\n"
+    finally:
+        forward.terminate()
+        forward.wait(10)
+    k("delete", "pod", "httpd", "--wait=false")
