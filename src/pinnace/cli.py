@@ -108,7 +108,10 @@ def _add_apiserver_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
-def _add_kubelet_flags(p: argparse.ArgumentParser) -> None:
+def _add_kubelet_flags(p: argparse.ArgumentParser, serving_flags: bool = False) -> None:
+    if serving_flags:  # a standalone agent brings (or makes) its own serving certificate
+        p.add_argument("--tls-cert-file", default=None, help="serving certificate (default: self-signed)")
+        p.add_argument("--tls-private-key-file", default=None, help="serving key")
     p.add_argument("--node-name", default=None, help="name of this node (default: the host name)")
     p.add_argument("--node-ip", default=None, help="address of this node (default: of the default route)")
     p.add_argument("--runtime", choices=["auto", "runc", "process"], default="auto",
@@ -530,9 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kubeconfig", default=None, help="the node's kubeconfig (default DATA_DIR/../kubelet.kubeconfig)")
     p.add_argument("--data-dir", default=None, help="where pods, images and logs live")
     p.add_argument("--client-ca-file", default=None, help="CA of the API server's kubelet-client certificate")
-    p.add_argument("--tls-cert-file", default=None, help="serving certificate (default: self-signed)")
-    p.add_argument("--tls-private-key-file", default=None, help="serving key")
-    _add_kubelet_flags(p)
+    _add_kubelet_flags(p, serving_flags=True)
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=cmd_kubelet)
 
@@ -540,9 +541,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server", required=True, help="API server URL, https://HOST:PORT")
     p.add_argument("--token", required=True, help="join token from `pinnace token create`")
     p.add_argument("--data-dir", default=None, help="where credentials, pods, images and logs live")
-    p.add_argument("--tls-cert-file", default=None, help="serving certificate (default: self-signed)")
-    p.add_argument("--tls-private-key-file", default=None, help="serving key")
-    _add_kubelet_flags(p)
+    _add_kubelet_flags(p, serving_flags=True)
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=cmd_agent)
 

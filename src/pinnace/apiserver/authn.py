@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from ..pki import peer_subject
 from . import errors
 
 if TYPE_CHECKING:
@@ -157,13 +158,7 @@ class Authenticator:
         transport = request.transport
         peercert = transport.get_extra_info("peercert") if transport else None
         if peercert:
-            cn, orgs = "", []
-            for rdn in peercert.get("subject", ()):
-                for key, value in rdn:
-                    if key == "commonName":
-                        cn = value
-                    elif key == "organizationName":
-                        orgs.append(value)
+            cn, orgs = peer_subject(peercert)
             if cn:
                 return User(cn, "", (*orgs, "system:authenticated"))
         return None

@@ -44,6 +44,7 @@ from typing import BinaryIO
 
 from aiohttp import WSMsgType, web
 
+from ..pki import peer_subject
 from . import portforward
 from .crilog import Entry, parse_line
 
@@ -428,17 +429,6 @@ def exec_status(command: list[str], code: int | None, error: str = "") -> dict:
 # -- the server --------------------------------------------------------------------------------------
 
 
-def _subject(peercert: dict) -> tuple[str, list[str]]:
-    cn, orgs = "", []
-    for rdn in peercert.get("subject", ()):
-        for key, value in rdn:
-            if key == "commonName":
-                cn = value
-            elif key == "organizationName":
-                orgs.append(value)
-    return cn, orgs
-
-
 class KubeletServer:
     """The kubelet's HTTPS endpoint.  ``log_source`` maps a container to its CRI log file;
     ``is_running`` (optional) tells ``follow`` when a container has ended so the stream can
@@ -509,7 +499,7 @@ class KubeletServer:
         peercert = transport.get_extra_info("peercert") if transport else None
         if not peercert:
             return web.Response(status=401, text="Unauthorized")
-        cn, orgs = _subject(peercert)
+        cn, orgs = peer_subject(peercert)
         if cn not in self.allowed_users and not self.allowed_groups.intersection(orgs):
             resource = request.path.strip("/").split("/")[0]
             return web.Response(status=403, text=f"Forbidden (user={cn}, verb=get, resource=nodes, "

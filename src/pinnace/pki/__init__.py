@@ -203,6 +203,19 @@ def kubelet_serving_cert(ca: CertificateAuthority, directory: Path, node_name: s
                              dns_names=dns, ips=ips)
 
 
+def peer_subject(peercert: dict) -> tuple[str, list[str]]:
+    """(common name, organizations) of a TLS peer certificate as ``ssl`` decodes it:
+    the user and groups of x509 client authentication."""
+    cn, orgs = "", []
+    for rdn in peercert.get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                cn = value
+            elif key == "organizationName":
+                orgs.append(value)
+    return cn, orgs
+
+
 def _is_ip(s: str) -> bool:
     try:
         ipaddress.ip_address(s)
