@@ -11,25 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import time
 from dataclasses import dataclass
 
+from ..api.times import now_time as _now
 from .rest import ApiException, RestClient
 
 log = logging.getLogger(__name__)
 
 AGGREGATE_WINDOW = 600.0
 QUEUE_SIZE = 1000
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _micro_now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass

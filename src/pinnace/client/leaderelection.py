@@ -25,27 +25,14 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..api.times import format_micro_time
+from ..api.times import parse_time as parse_micro_time
 from .rest import ApiException, RestClient
 
 log = logging.getLogger(__name__)
 
 API_VERSION = "coordination.k8s.io/v1"
 PLURAL = "leases"
-
-
-def format_micro_time(t: dt.datetime) -> str:
-    """metav1.MicroTime: RFC 3339 in UTC with exactly six fraction digits."""
-    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_micro_time(text: str | None) -> dt.datetime | None:
-    if not text:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 class LeaderElector:

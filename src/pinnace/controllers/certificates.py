@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from ..api.times import now_time as now_rfc3339
 from ..client.events import EventRecorder
 from ..client.informer import SharedInformerFactory
 from ..client.rest import ApiException, RestClient
@@ -54,10 +55,6 @@ BACKDATE = dt.timedelta(minutes=5)  # tolerate clocks a little behind ours
 
 
 # -- pure checks -------------------------------------------------------------------------
-
-
-def now_rfc3339() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_csr(csr: dict[str, Any]) -> x509.CertificateSigningRequest:

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..api.selectors import LabelSelector, SelectorError, from_label_selector_object, matches_labels
+from ..api.times import parse_time
 from ..client.cache import Lister
 from ..client.events import EventRecorder
 from ..client.rest import ApiException, RestClient
@@ -53,16 +54,6 @@ POD_DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 
 
 # -- time --------------------------------------------------------------------------------
-
-
-def parse_time(value: str | None) -> dt.datetime | None:
-    """An RFC 3339 timestamp (``2024-01-02T03:04:05Z``, fractions allowed) as an aware datetime."""
-    if not value:
-        return None
-    try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def _now() -> dt.datetime:

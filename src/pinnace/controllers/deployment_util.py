@@ -18,6 +18,9 @@ from typing import Any
 
 import orjson
 
+from ..api.times import now_time as now_iso
+from ..api.times import parse_time
+
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
 REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
@@ -67,19 +70,6 @@ def annotations(obj: dict) -> dict[str, str]:
 def creation_key(rs: dict) -> tuple[str, str]:
     meta = rs.get("metadata") or {}
     return meta.get("creationTimestamp") or "", meta.get("name") or ""
-
-
-def now_iso() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: str | None) -> dt.datetime | None:
-    if not text:
-        return None
-    try:
-        return dt.datetime.strptime(text[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=dt.UTC)
-    except ValueError:
-        return None
 
 
 # -- hashing ----------------------------------------------------------------------------

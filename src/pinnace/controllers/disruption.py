@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..api.selectors import SelectorError, from_label_selector_object, matches_labels
+from ..api.times import format_time
 from ..client.cache import split_key
 from ..client.events import EventRecorder
 from ..client.informer import SharedInformerFactory
@@ -71,11 +72,6 @@ class BudgetError(Exception):
 
 
 # -- time ---------------------------------------------------------------------------------
-
-
-def format_time(t: dt.datetime) -> str:
-    """metav1.Time's JSON form (whole seconds, UTC)."""
-    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _now() -> dt.datetime:

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ..api.times import format_time
 from . import controller_utils as cu
 
 TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
@@ -190,10 +191,6 @@ def is_job_finished(job: dict) -> bool:
 def is_job_succeeded(job: dict) -> bool:
     c = finished_condition(job)
     return c is not None and c.get("type") == "Complete"
-
-
-def format_time(t: dt.datetime) -> str:
-    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def new_condition(ctype: str, status: str, reason: str, message: str, now: dt.datetime) -> dict[str, Any]:

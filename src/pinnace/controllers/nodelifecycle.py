@@ -36,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..api import times
 from ..client.events import EventRecorder
 from ..client.informer import SharedInformerFactory
 from ..client.rest import ApiException, RestClient
@@ -79,7 +80,7 @@ CONFLICT_RETRIES = 5
 
 def format_time(t: float) -> str:
     """Epoch seconds → metav1.Time (whole seconds, UTC)."""
-    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return times.format_time(dt.datetime.fromtimestamp(t, dt.UTC))
 
 
 def parse_time(s: str | None) -> float | None:

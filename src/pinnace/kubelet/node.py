@@ -10,7 +10,6 @@ server returns.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import os
 import platform
@@ -22,6 +21,8 @@ from typing import Any
 
 from .. import __version__
 from ..api.schema import KUBERNETES_VERSION
+from ..api.times import now_micro_time as _micro_time
+from ..api.times import now_time as _now
 from ..client.rest import ApiException, RestClient
 
 log = logging.getLogger(__name__)
@@ -30,14 +31,6 @@ LEASE_API = "coordination.k8s.io/v1"
 LEASE_NAMESPACE = "kube-node-lease"
 LEASE_DURATION_SECONDS = 40
 KUBELET_PORT = 10250
-
-
-def _micro_time() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _read(path: str, default: str = "") -> str:

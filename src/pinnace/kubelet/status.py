@@ -12,15 +12,13 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from ..api.times import format_time
+from ..api.times import now_time as now_iso
 from .runtime.base import ContainerStatus
 
 
-def now_iso() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def iso(t: dt.datetime | None) -> str | None:
-    return None if t is None else t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return None if t is None else format_time(t)
 
 
 def pod_condition(ctype: str, status: str, now: str, old: list[dict], reason: str | None = None,

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 
+from ..api.times import format_time as rfc3339
 from ..apiserver.authn import (
     BOOTSTRAP_EXTRA_GROUP_RE,
     BOOTSTRAP_NAMESPACE,
@@ -130,10 +131,6 @@ def ca_hash_matches(ca_pem: bytes, expected: str) -> bool:
 
 def format_join_token(ca_pem: bytes, token_id: str, secret: str) -> str:
     return str(JoinToken(token_id, secret, ca_cert_hash(ca_pem)))
-
-
-def rfc3339(t: dt.datetime) -> str:
-    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def bootstrap_token_secret(token_id: str, secret: str, ttl: float | None = DEFAULT_TTL, *,

@@ -24,6 +24,7 @@ import random
 import socket
 from typing import Any
 
+from ..api.times import now_time as _now
 from ..client.events import EventRecorder
 from ..client.informer import SharedInformerFactory
 from ..client.leaderelection import LeaderElector
@@ -250,10 +251,6 @@ class Scheduler:
         task.add_done_callback(self._bindings.discard)
 
 
-def _now() -> str:
-    import datetime as dt
-
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 async def run_scheduler(client: RestClient, config: dict | None = None, leader_elect: bool = True,

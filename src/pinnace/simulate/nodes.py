@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
+from ..api.times import now_micro_time as _micro_time
 from ..client.rest import ApiException, RestClient
 from . import pods as podstatus
 from ._listwatch import list_watch
@@ -90,11 +91,6 @@ def node_pod_cidr(index: int, base: str = "10.42.0.0", avoid: str | None = "10.4
         if addr >= int(net.network_address):
             addr += net.num_addresses
     return f"{ipaddress.IPv4Address(addr)}/24"
-
-
-def _micro_time() -> str:
-    # MicroTime, as the kubelet's lease controller writes it.
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(eq=False)

@@ -7,10 +7,10 @@ decides *when* a pod starts, restarts, exits or is deleted; this module decides
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 from typing import Any
 
+from ..api.times import now_time as now_iso
 from ..kubelet.status import pod_condition
 
 ANNOTATION_PREFIX = "sim.pinnace.io/"
@@ -18,10 +18,6 @@ START_DELAY = ANNOTATION_PREFIX + "start-delay"
 EXIT_AFTER = ANNOTATION_PREFIX + "exit-after"
 EXIT_CODE = ANNOTATION_PREFIX + "exit-code"
 READY = ANNOTATION_PREFIX + "ready"
-
-
-def now_iso() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def annotation_float(pod: dict, key: str, default: float | None) -> float | None:
