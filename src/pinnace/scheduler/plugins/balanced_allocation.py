@@ -41,25 +41,29 @@ class BalancedAllocation(Plugin):
         state[self.name] = self._node_scorer(reqs)
         return None
 
-    def score_list(self, state, pod, nodes) -> list[int] | None:
-        """Every node's score, memoized per node for this request vector (cpu and
-        memory; else None and :meth:`score_nodes` does it)."""
+    def _vector_scorer(self, state, pod):
+        """(request vector, per-node scorer) when scores depend only on cpu and memory
+        (so they can be kept per vector); else None."""
         if cpu_memory_weights(self.resources) is None:
             return None
         reqs = state.get(self.name + "/reqs")
         if reqs is None:
             reqs = pod_request_vector(pod, self.resources, use_requested=True)
-        fn = state.get(self.name) or self._node_scorer(reqs)
+        return reqs, state.get(self.name) or self._node_scorer(reqs)
+
+    def score_list(self, state, pod, nodes) -> list[int] | None:
+        """Every node's score, memoized per node for this request vector (else None and
+        :meth:`score_nodes` does it)."""
+        if (scorer := self._vector_scorer(state, pod)) is None:
+            return None
+        reqs, fn = scorer
         return memoized(nodes, f"{self.serial}:{reqs[0]}:{reqs[1]}", fn)
 
     def score_column(self, state, pod, snapshot) -> list[int] | None:
-        """Every snapshot node's score, kept per request vector (cpu and memory; else None)."""
-        if cpu_memory_weights(self.resources) is None:
+        """Every snapshot node's score, kept per request vector (else None)."""
+        if (scorer := self._vector_scorer(state, pod)) is None:
             return None
-        reqs = state.get(self.name + "/reqs")
-        if reqs is None:
-            reqs = pod_request_vector(pod, self.resources, use_requested=True)
-        fn = state.get(self.name) or self._node_scorer(reqs)
+        reqs, fn = scorer
         return snapshot.column((self.serial, "score", reqs[0], reqs[1]), fn)
 
     def score(self, state, pod, node_info):

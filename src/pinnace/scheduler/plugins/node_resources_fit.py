@@ -164,26 +164,29 @@ class NodeResourcesFit(Plugin):
         state[self.name + "/score"] = self._node_scorer(reqs)
         return None
 
-    def score_list(self, state, pod, nodes) -> list[int] | None:
-        """Every node's score, memoized per node for this request vector (the default
-        cpu/memory resources; else None and :meth:`score_nodes` does it)."""
+    def _vector_scorer(self, state, pod):
+        """(request vector, per-node scorer) when scores depend only on the default
+        cpu/memory resources (so they can be kept per vector); else None."""
         if cpu_memory_weights(self.resources) is None or self.strategy == REQUESTED_TO_CAPACITY_RATIO:
             return None
         reqs = state.get(self.name + "/reqs")
         if reqs is None:
             reqs = pod_request_vector(pod, self.resources, use_requested=False)
-        fn = state.get(self.name + "/score") or self._node_scorer(reqs)
+        return reqs, state.get(self.name + "/score") or self._node_scorer(reqs)
+
+    def score_list(self, state, pod, nodes) -> list[int] | None:
+        """Every node's score, memoized per node for this request vector (else None and
+        :meth:`score_nodes` does it)."""
+        if (scorer := self._vector_scorer(state, pod)) is None:
+            return None
+        reqs, fn = scorer
         return memoized(nodes, f"{self.serial}:{reqs[0]}:{reqs[1]}", fn)
 
     def score_column(self, state, pod, snapshot) -> list[int] | None:
-        """Every snapshot node's score, kept per request vector (the default
-        cpu/memory resources; else None)."""
-        if cpu_memory_weights(self.resources) is None or self.strategy == REQUESTED_TO_CAPACITY_RATIO:
+        """Every snapshot node's score, kept per request vector (else None)."""
+        if (scorer := self._vector_scorer(state, pod)) is None:
             return None
-        reqs = state.get(self.name + "/reqs")
-        if reqs is None:
-            reqs = pod_request_vector(pod, self.resources, use_requested=False)
-        fn = state.get(self.name + "/score") or self._node_scorer(reqs)
+        reqs, fn = scorer
         return snapshot.column((self.serial, "score", reqs[0], reqs[1]), fn)
 
     def score(self, state, pod, node_info):
