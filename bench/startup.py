@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.support.etcd import free_port
+from tests.support.processes import free_port
 from tests.support.server import wait_ready
 
 from bench.api import rss_mb

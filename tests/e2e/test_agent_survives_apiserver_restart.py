@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from tests.support.etcd import free_port
 from tests.support.kubectl import Kubectl, kubectl_versions
+from tests.support.processes import free_port
 from tests.support.server import run_server, stop_process
 from tests.support.waiting import wait_until
 

@@ -24,9 +24,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.etcd import free_port
 from tests.support.images import busybox_archive
 from tests.support.kubectl import Kubectl, kubectl_versions
+from tests.support.processes import free_port
 from tests.support.registry import run_registry
 from tests.support.runc import remove_runc_containers
 from tests.support.server import run_server

@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from tests.support.etcd import free_port
+from tests.support.processes import free_port
 from tests.support.server import run_server
 
 pytestmark = pytest.mark.slow

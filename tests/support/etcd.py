@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from .processes import free_port, stop_process
 
 
 def etcd_binary() -> str | None:
@@ -59,10 +54,5 @@ def run_etcd() -> Iterator[str]:
             time.sleep(0.1)
         yield f"127.0.0.1:{client}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 10)
         shutil.rmtree(data, ignore_errors=True)

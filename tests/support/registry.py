@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.support.etcd import free_port
+from tests.support.processes import free_port, stop_process
 
 
 def htpasswd_line(user: str, password: str) -> str | None:
@@ -66,10 +66,5 @@ def run_registry(root: Path, htpasswd: str | None = None) -> Iterator[str]:
             time.sleep(0.1)
         yield f"127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 10)
         log.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import ssl
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .etcd import free_port
+from .processes import free_port, stop_process
 
 
 @dataclass
@@ -95,13 +94,3 @@ def run_controller_manager(kubeconfig: Path) -> Iterator[subprocess.Popen]:
         stop_process(proc)
 
 
-def stop_process(proc: subprocess.Popen, timeout: float = 15) -> None:
-    """SIGTERM (a clean shutdown), then SIGKILL if it does not come."""
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()

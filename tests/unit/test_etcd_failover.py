@@ -9,7 +9,7 @@ import asyncio
 import uuid
 
 from pinnace.storage.etcd import EtcdStore
-from tests.support.etcd import free_port
+from tests.support.processes import free_port
 
 
 def _root() -> str:

@@ -23,7 +23,7 @@ from pinnace.images import (
     UnauthorizedError,
     oci,
 )
-from tests.support.etcd import free_port
+from tests.support.processes import free_port
 from tests.unit.test_image_import import LAYER_A, LAYER_B, make_config, sha
 
 
