@@ -25,6 +25,7 @@ from typing import Any
 from ..client.events import EventRecorder
 from ..client.informer import Informer
 from ..client.rest import RestClient
+from ..images.errors import ImageNeverPullError, InvalidReferenceError
 from . import env as envs
 from .hooks import format_pod, run_hook
 from .node import NodeAgent, NodeConfig
@@ -306,10 +307,9 @@ class Kubelet:
     @staticmethod
     def image_error(e: Exception) -> tuple[str, str]:
         """(waiting reason, message) for a failed pull, as the kubelet reports them."""
-        name = type(e).__name__
-        if name == "ImageNeverPullError":
+        if isinstance(e, ImageNeverPullError):
             return "ErrImageNeverPull", str(e)
-        if name == "InvalidReferenceError":
+        if isinstance(e, InvalidReferenceError):
             return "InvalidImageName", str(e)
         return "ErrImagePull", str(e)
 
