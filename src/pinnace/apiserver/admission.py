@@ -7,6 +7,7 @@
   API servers on one etcd can never hand out the same address.
 - Priority: ``priorityClassName`` → ``priority`` (and the global default class).
 - DefaultTolerationSeconds: pods tolerate not-ready/unreachable nodes for 300 s.
+- ServiceAccount (when the server signs tokens): see :mod:`pinnace.apiserver.serviceaccounts`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from . import errors
 
 if TYPE_CHECKING:
     from .registry import Registry, RequestContext
+    from .serviceaccounts import ServiceAccountTokens
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public")
 IP_PREFIX = "/registry/pinnace.io/serviceips/"
@@ -40,11 +42,18 @@ class ClusterConfig:
     def kubernetes_service_ip(self) -> str:
         return str(ipaddress.ip_network(self.service_cidr)[1])
 
+    @property
+    def dns_service_ip(self) -> str:
+        """The cluster DNS Service's address (kube-system/kube-dns): the range's tenth, 10.43.0.10."""
+        return str(ipaddress.ip_network(self.service_cidr)[10])
+
 
 class Admission:
     def __init__(self, registry: Registry, config: ClusterConfig | None = None):
         self.registry = registry
         self.config = config or ClusterConfig()
+        # The ServiceAccount plugin; the API server sets it when it signs tokens.
+        self.service_accounts: ServiceAccountTokens | None = None
 
     # -- hooks called by the registry ------------------------------------------------
 
@@ -54,6 +63,8 @@ class Admission:
         elif rtype.group == "" and rtype.plural == "pods" and old is None:
             await self._pod_priority(obj)
             _default_tolerations(obj)
+            if self.service_accounts is not None:
+                await self.service_accounts.admit_pod(obj, ctx)
         elif rtype.group == "certificates.k8s.io" and rtype.plural == "certificatesigningrequests" and old is None:
             # Who asked is the authenticated caller, never what the client wrote: approvers trust it.
             spec = obj.setdefault("spec", {})

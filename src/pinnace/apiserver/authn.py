@@ -1,6 +1,7 @@
 """Authentication: x509 client certificates (CN = user, O = groups), static
-bearer tokens and bootstrap tokens (``<id>.<secret>`` checked against the Secret
-``kube-system/bootstrap-token-<id>``).  Health and version endpoints, and a GET of
+bearer tokens, bootstrap tokens (``<id>.<secret>`` checked against the Secret
+``kube-system/bootstrap-token-<id>``) and service-account JWTs (bound and legacy;
+:mod:`pinnace.apiserver.serviceaccounts`).  Health and version endpoints, and a GET of
 the kube-public/cluster-info ConfigMap (how a joining node finds the CA), are open
 to anonymous callers, as in Kubernetes; anything else without credentials gets 401."""
 
@@ -24,6 +25,7 @@ from . import errors
 
 if TYPE_CHECKING:
     from .registry import Registry
+    from .serviceaccounts import ServiceAccountTokens
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +49,23 @@ class User:
     name: str
     uid: str = ""
     groups: tuple[str, ...] = field(default_factory=tuple)
+    # user.Info's Extra (e.g. the pod a service-account token is bound to).
+    extra: dict[str, list[str]] = field(default_factory=dict, hash=False)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "uid": self.uid, "groups": list(self.groups)}
+        out: dict[str, Any] = {"name": self.name, "uid": self.uid, "groups": list(self.groups)}
+        if self.extra:
+            out["extra"] = {k: list(v) for k, v in self.extra.items()}
+        return out
+
+
+@dataclass(frozen=True)
+class TokenResult:
+    """What a bearer token authenticates as: the user (None: not authenticated), the
+    audiences it was accepted for, and why it was refused."""
+    user: User | None
+    audiences: tuple[str, ...] = ()
+    error: str = ""
 
 
 def load_token_file(path: str | Path) -> dict[str, User]:
@@ -123,10 +139,18 @@ def _bearer(request: web.Request) -> str | None:
 
 
 class Authenticator:
-    def __init__(self, tokens: dict[str, User] | None = None, registry: Registry | None = None):
+    def __init__(self, tokens: dict[str, User] | None = None, registry: Registry | None = None,
+                 service_accounts: ServiceAccountTokens | None = None):
         self.tokens = tokens or {}
         # Where bootstrap token Secrets are read (the API server passes its registry).
         self.registry = registry
+        # Service-account JWTs; None when the server signs none (then they are refused).
+        self.service_accounts = service_accounts
+
+    @property
+    def api_audiences(self) -> tuple[str, ...]:
+        """The audiences a token must be good for to call this API server (``--api-audiences``)."""
+        return self.service_accounts.api_audiences if self.service_accounts is not None else ()
 
     async def user_for_bootstrap_token(self, token: str, registry: Registry | None) -> User | None:
         m = BOOTSTRAP_TOKEN_RE.match(token)
@@ -150,11 +174,34 @@ class Authenticator:
                 return user
         return None
 
-    def authenticate(self, request: web.Request) -> User | None:
-        auth = request.headers.get("Authorization", "")
-        if auth[:7].lower() == "bearer ":
-            # A bad token is refused even if a certificate came too.
-            return self.user_for_token(auth[7:].strip())
+    async def authenticate_token(self, token: str, audiences: tuple[str, ...] = ()) -> TokenResult:
+        """A bearer token, for ``audiences`` (default: the API audiences).  Static and
+        bootstrap tokens are audience-agnostic: they are good for the API audiences only."""
+        implicit = self.api_audiences
+        wanted = tuple(audiences) or implicit
+        agnostic = tuple(a for a in wanted if a in implicit) if implicit and audiences else wanted
+        user = self.user_for_token(token)
+        if user is None and BOOTSTRAP_TOKEN_RE.match(token):
+            user = await self.user_for_bootstrap_token(token, self.registry)
+        if user is not None:
+            if "system:authenticated" not in user.groups:
+                user = User(user.name, user.uid, (*user.groups, "system:authenticated"), user.extra)
+            if implicit and audiences and not agnostic:
+                return TokenResult(None, (), "token audiences are invalid for the target audiences")
+            return TokenResult(user, agnostic)
+        if self.service_accounts is not None:
+            from ..pki.serviceaccount import InvalidToken
+
+            try:
+                found = await self.service_accounts.authenticate(token, wanted)
+            except InvalidToken as e:
+                log.debug("service-account token refused: %s", e)
+                return TokenResult(None, (), f"[invalid bearer token, {e}]")
+            if found is not None:
+                return TokenResult(found[0], found[1])
+        return TokenResult(None, (), "invalid bearer token")
+
+    def user_for_certificate(self, request: web.Request) -> User | None:
         transport = request.transport
         peercert = transport.get_extra_info("peercert") if transport else None
         if peercert:
@@ -163,13 +210,16 @@ class Authenticator:
                 return User(cn, "", (*orgs, "system:authenticated"))
         return None
 
+    async def authenticate(self, request: web.Request) -> User | None:
+        token = _bearer(request)
+        if token is not None:
+            # A bad token is refused even if a certificate came too.
+            return (await self.authenticate_token(token)).user
+        return self.user_for_certificate(request)
+
     @web.middleware
     async def middleware(self, request: web.Request, handler):
-        user = self.authenticate(request)
-        if user is None:
-            token = _bearer(request)
-            if token is not None and BOOTSTRAP_TOKEN_RE.match(token):
-                user = await self.user_for_bootstrap_token(token, self.registry)
+        user = await self.authenticate(request)
         if user is None:
             if request.path in ANONYMOUS_PATHS or request.path.startswith(("/readyz/", "/livez/", "/healthz/")) or (
                     _anonymous_cluster_info(request)):

@@ -17,10 +17,13 @@ SUBRESOURCES: dict[str, tuple[tuple[str, ...], tuple[str, str, str] | None]] = {
     # kubectl drain looks for this entry (kind Eviction, group policy) to evict rather than delete.
     "eviction": (("create",), ("policy", "v1", "Eviction")),
     "finalize": (("update",), None),
+    # serviceaccounts/token (TokenRequest); kubectl create token posts here.
+    "token": (("create",), ("authentication.k8s.io", "v1", "TokenRequest")),
     "approval": (("get", "patch", "update"), None),
     # Proxied to the pod's kubelet (podproxy).
     "log": (("get",), ("", "v1", "Pod")),
     "exec": (("create", "get"), ("", "v1", "PodExecOptions")),
+    "attach": (("create", "get"), ("", "v1", "PodAttachOptions")),
     "portforward": (("create", "get"), ("", "v1", "PodPortForwardOptions")),
 }
 

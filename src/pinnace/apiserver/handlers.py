@@ -124,6 +124,8 @@ class ApiHandlers:
     def _root_paths(self) -> list[str]:
         paths = ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/readyz", "/version", "/openapi/v2",
                  "/openapi/v3"]
+        if self.authenticator.service_accounts is not None:  # OIDC discovery of the token issuer
+            paths += ["/.well-known/openid-configuration", "/openid/v1/jwks"]
         for group, versions in self.resources.group_versions().items():
             if group:
                 paths.append(f"/apis/{group}")
@@ -203,8 +205,8 @@ class ApiHandlers:
                     raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
                 body = await self._body(request)
                 if reviews.is_review(t.rtype):
-                    return reviews.respond(reviews.review(t.rtype, t.namespace, body, request.get(USER) or {},
-                                                          self.authenticator))
+                    return reviews.respond(await reviews.review(t.rtype, t.namespace, body,
+                                                                request.get(USER) or {}, self.authenticator))
                 if t.rtype.plural == "bindings":
                     return await self._bind(request, t, body, ctx)
                 obj = await self.registry.create(t.rtype, t.namespace, body, ctx)
@@ -231,6 +233,14 @@ class ApiHandlers:
                 raise errors.method_not_allowed("only POST is allowed on pods/eviction")
             status = await eviction.evict(self.registry, t.namespace, t.name, await self._body(request), ctx)
             return json_response(status, 201, self._warning_headers(ctx))
+        if t.subresource == "token" and t.rtype.plural == "serviceaccounts":
+            tokens = self.authenticator.service_accounts
+            if tokens is None:  # this server signs no tokens: no TokenRequest API, as upstream
+                raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+            if method != "POST":
+                raise errors.method_not_allowed("only POST is allowed on serviceaccounts/token")
+            out = await tokens.token_request(t.namespace, t.name, await self._body(request), ctx)
+            return json_response(out, 201)
         if t.subresource in podproxy.SUBRESOURCES:  # served by the pod's kubelet
             return await self.pod_proxy.serve(request, t.subresource, t.namespace, t.name)
         sub = "status" if t.subresource in ("status", "approval", "finalize") else ""

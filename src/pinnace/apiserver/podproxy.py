@@ -1,7 +1,8 @@
-"""``pods/log``, ``pods/exec`` and ``pods/portforward``: the API server finds the pod's
-node and relays the kubelet's ``/containerLogs`` (streamed chunk by chunk, so
-``kubectl logs -f`` follows), ``/exec`` and ``/portForward`` (WebSockets, message by
-message, in the subprotocol the kubelet picked from those the client offered;
+"""``pods/log``, ``pods/exec``, ``pods/attach`` and ``pods/portforward``: the API server
+finds the pod's node and relays the kubelet's ``/containerLogs`` (streamed chunk by
+chunk, so ``kubectl logs -f`` follows), ``/exec``, ``/attach`` and ``/portForward``
+(WebSockets, message by message, in the subprotocol the kubelet picked from those the
+client offered;
 port-forward's is ``SPDY/3.1+portforward.k8s.io``, SPDY frames tunnelled in binary
 messages as kubectl 1.31+ sends them).  It calls the kubelet over HTTPS
 with its kubelet-client certificate and checks the kubelet's serving certificate
@@ -28,7 +29,9 @@ from .registry import Registry
 log = logging.getLogger(__name__)
 
 DEFAULT_KUBELET_PORT = 10250
-SUBRESOURCES = ("log", "exec", "portforward")
+SUBRESOURCES = ("log", "exec", "attach", "portforward")
+# PodExecOptions / PodAttachOptions query parameters passed on (the kubelet also takes the old names).
+STREAM_FLAGS = ("stdin", "stdout", "stderr", "tty", "input", "output", "error")
 # PodLogOptions query parameters passed on to the kubelet, which takes the same names.
 FORWARDED = ("follow", "previous", "timestamps", "sinceSeconds", "sinceTime", "tailLines", "limitBytes", "stream")
 _REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "Conflict",
@@ -149,6 +152,8 @@ class PodProxy:
             raise errors.method_not_allowed(f"only GET and POST are allowed on pods/{subresource}")
         if subresource == "portforward":
             return await self.port_forward(request, namespace, name)
+        if subresource == "attach":
+            return await self.attach(request, namespace, name)
         return await self.exec(request, namespace, name)
 
     async def _locate(self, namespace: str, name: str, requested: str | None) -> tuple[dict, str, str]:
@@ -179,23 +184,31 @@ class PodProxy:
         return await self._proxy(request, url, params, verify, name)
 
     async def exec(self, request: web.Request, namespace: str, name: str) -> web.StreamResponse:
-        q = request.query
-        command = q.getall("command", [])
+        command = request.query.getall("command", [])
         if not command:
             raise errors.bad_request("you must specify at least 1 command")
+        return await self._remote_command(request, namespace, name, "exec", command)
+
+    async def attach(self, request: web.Request, namespace: str, name: str) -> web.StreamResponse:
+        return await self._remote_command(request, namespace, name, "attach", [])
+
+    async def _remote_command(self, request: web.Request, namespace: str, name: str, what: str,
+                              command: list[str]) -> web.StreamResponse:
+        """pods/exec and pods/attach: the same options and protocols (v5/v4.channel.k8s.io)."""
+        q = request.query
         pod, container, base = await self._locate(namespace, name, q.get("container", ""))
         phase = (pod.get("status") or {}).get("phase", "")
         if phase in ("Succeeded", "Failed"):
-            raise errors.bad_request(f"cannot exec into a container in a completed pod; current phase is {phase}")
+            doing = "exec into" if what == "exec" else "attach"
+            raise errors.bad_request(f"cannot {doing} a container in a completed pod; current phase is {phase}")
         if not web.WebSocketResponse().can_prepare(request).ok:
             # kubectl tries a WebSocket first and falls back to SPDY, which is not served here.
-            raise errors.bad_request("Upgrade request required: pods/exec is served over WebSocket "
+            raise errors.bad_request(f"Upgrade request required: pods/{what} is served over WebSocket "
                                      "(v5.channel.k8s.io, v4.channel.k8s.io)")
         offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
-        params = [(k, v) for k in ("stdin", "stdout", "stderr", "tty", "input", "output", "error")
-                  for v in q.getall(k, [])] + [("command", c) for c in command]
-        url = f"{base.replace('https://', 'wss://', 1)}/exec/{_path(namespace, name, container)}"
-        return await self._relay_websocket(request, url, params, offered, "exec")
+        params = [(k, v) for k in STREAM_FLAGS for v in q.getall(k, [])] + [("command", c) for c in command]
+        url = f"{base.replace('https://', 'wss://', 1)}/{what}/{_path(namespace, name, container)}"
+        return await self._relay_websocket(request, url, params, offered, what)
 
     async def port_forward(self, request: web.Request, namespace: str, name: str) -> web.StreamResponse:
         pod, _, base = await self._locate(namespace, name, None)

@@ -16,9 +16,11 @@ from ..storage.base import KeyExists, Store, open_store
 from . import bootstrap
 from .admission import ClusterConfig
 from .authn import Authenticator, User, load_token_file
+from .endpointreconciler import EndpointReconciler
 from .handlers import MAX_BODY, ApiHandlers, version_info
 from .podproxy import PodProxy
 from .registry import Registry
+from .serviceaccounts import JWKS_PATH, OPENID_CONFIG_PATH, ServiceAccountConfig, ServiceAccountTokens
 from .watchcache import WatchCache
 
 log = logging.getLogger(__name__)
@@ -40,8 +42,15 @@ class ApiServerConfig:
     # Verifies kubelets' serving certificates; None: the client CA (the cluster CA).
     kubelet_certificate_authority: Path | None = None
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    # Service-account tokens (TokenRequest, JWT authentication, OIDC discovery, the
+    # ServiceAccount admission plugin); None: none of them.
+    service_accounts: ServiceAccountConfig | None = None
     # Compaction keeps the history of the last interval, as Kubernetes does.
     compaction_interval: float = 300.0
+    # This server's identity Lease (kube-system/apiserver-<id>) lives this long and is renewed,
+    # and the kubernetes Service's endpoints reconciled, every interval.
+    endpoint_lease_duration: float = 15.0
+    endpoint_reconcile_interval: float = 5.0
 
 
 class ApiServer:
@@ -53,12 +62,18 @@ class ApiServer:
         self.registry = Registry(self.store, self.cache, self.resources, config.cluster)
         tokens = load_token_file(config.token_auth_file) if config.token_auth_file else {}
         self.authenticator = Authenticator(tokens, self.registry)
+        self.service_accounts: ServiceAccountTokens | None = None
+        if config.service_accounts is not None:
+            self.service_accounts = ServiceAccountTokens(config.service_accounts, self.registry)
+            self.authenticator.service_accounts = self.service_accounts
+            self.registry.admission.service_accounts = self.service_accounts
         self.handlers = ApiHandlers(self.registry, f"{config.advertise_address}:{config.port}", version_info(),
                                     self.authenticator)
         self.handlers.pod_proxy = PodProxy(self.registry, config.kubelet_client_cert, config.kubelet_client_key,
                                            config.kubelet_certificate_authority)
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.endpoint_reconciler: EndpointReconciler | None = None
         self.port = config.port
 
     def add_token(self, token: str, user: User) -> None:
@@ -66,8 +81,23 @@ class ApiServer:
 
     def build_app(self) -> web.Application:
         app = web.Application(middlewares=[self.authenticator.middleware], client_max_size=MAX_BODY + 1024)
+        if self.service_accounts is not None:
+            app.router.add_get(OPENID_CONFIG_PATH, self._openid_configuration)
+            app.router.add_get(JWKS_PATH, self._jwks)
         app.router.add_route("*", "/{tail:.*}", self.handlers.handle)
         return app
+
+    async def _openid_configuration(self, request: web.Request) -> web.StreamResponse:
+        assert self.service_accounts is not None
+        doc = self.service_accounts.openid_configuration()
+        if doc is None:  # no https issuer and no --service-account-jwks-uri: not served, as upstream
+            return await self.handlers.handle(request)
+        return web.json_response(doc, headers={"Cache-Control": "public, max-age=3600"})
+
+    async def _jwks(self, request: web.Request) -> web.Response:
+        assert self.service_accounts is not None
+        return web.json_response(self.service_accounts.jwks(), content_type="application/jwk-set+json",
+                                 headers={"Cache-Control": "public, max-age=3600"})
 
     def ssl_context(self) -> ssl.SSLContext | None:
         c = self.config
@@ -94,6 +124,11 @@ class ApiServer:
             server = site._server
             assert server is not None and server.sockets  # type: ignore[union-attr]
             self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        # Now that the port is known: this server into the kubernetes Service's endpoints.
+        self.endpoint_reconciler = EndpointReconciler(
+            self.registry, self.config.advertise_address, self.port,
+            lease_duration=self.config.endpoint_lease_duration, interval=self.config.endpoint_reconcile_interval)
+        await self.endpoint_reconciler.start()
         self.handlers.ready = True
         self._tasks.append(asyncio.create_task(self._compact_periodically(), name="compaction"))
         log.info("API server listening on https://%s:%d", self.config.bind_address, self.port)
@@ -113,6 +148,9 @@ class ApiServer:
 
     async def stop(self) -> None:
         self.handlers.ready = False
+        if self.endpoint_reconciler is not None:
+            await self.endpoint_reconciler.stop()  # its Lease and address go while storage still works
+            self.endpoint_reconciler = None
         for t in self._tasks:
             t.cancel()
             with contextlib.suppress(asyncio.CancelledError):
