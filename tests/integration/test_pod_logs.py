@@ -101,6 +101,29 @@ async def test_logs_tail_timestamps(api, kubelet, tmp_path):
     assert status == 200 and text.split(" ", 1)[1].startswith("one\n") and text.startswith("20")
 
 
+async def test_logs_read_across_a_rotated_file(api, kubelet, tmp_path):
+    """After a rotation (``N.log`` renamed ``N.log.<timestamp>``, older ones gzipped), the
+    plain rotated file is read before the current one; a follower moves on to the new file."""
+    await make_pod(api, kubelet, tmp_path, "rotated")
+    path = kubelet.logs[("default", "rotated", "app", False)]
+    kubelet.write("rotated", "app", "ancient")
+    path.rename(path.with_name(path.name + ".20260101-000000.gz"))  # compressed: not read
+    kubelet.write("rotated", "app", "one", "two")
+    path.rename(path.with_name(path.name + ".20260101-000010"))
+    kubelet.write("rotated", "app", "three")
+    assert await get_log(api, "rotated") == (200, "one\ntwo\nthree\n")
+    assert await get_log(api, "rotated", "tailLines=2") == (200, "two\nthree\n")
+    url = f"{api.base}/api/v1/namespaces/default/pods/rotated/log?follow=true&tailLines=1"
+    async with api.session.get(url) as resp:
+        async with asyncio.timeout(10):
+            assert await resp.content.readline() == b"three\n"
+            path.rename(path.with_name(path.name + ".20260101-000020"))  # rotated while followed
+            kubelet.write("rotated", "app", "four")
+            assert await resp.content.readline() == b"four\n"
+            kubelet.running.discard(("default", "rotated", "app"))
+            assert await resp.content.read() == b""
+
+
 async def test_follow_streams_appended_lines(api, kubelet, tmp_path):
     await make_pod(api, kubelet, tmp_path, "tailer")
     kubelet.write("tailer", "app", "before")

@@ -1,4 +1,5 @@
-"""Real containers through runc: exit codes, signals, OOM kills, shared pod namespaces, cleanup.
+"""Real containers through runc: exit codes, signals, OOM kills, shared pod namespaces, cleanup;
+the shim's CRI logs, stdin FIFO, log reopening (rotation) and exit notification.
 
 Needs root, the runc binary, busybox-static and a writable cgroup fs; skipped cleanly
 otherwise. Every container has its own network namespace (loopback only) or joins
@@ -25,8 +26,17 @@ import pytest
 
 from pinnace.images.oci import host_platform
 from pinnace.images.service import ImageService
+from pinnace.kubelet import crilog
 from pinnace.kubelet.runtime.ocispec import build_spec
-from pinnace.kubelet.runtime.runc import ContainerNotFoundError, Runc, RuncError, cgroup_dirs, cgroup_version
+from pinnace.kubelet.runtime.runc import (
+    SHIM,
+    ContainerNotFoundError,
+    LogFormat,
+    Runc,
+    RuncError,
+    cgroup_dirs,
+    cgroup_version,
+)
 from tests.support.runc import BUSYBOX, RUNC, memory_controller, runc_skip_reason
 
 _SKIP = runc_skip_reason()
@@ -81,7 +91,8 @@ class Pod:
         path = f"pinnace-test-{self.tag}-{name}"
         return "/" + path if cgroup_version() == 2 else path
 
-    async def create(self, name: str, command: list[str], **kw: Any) -> tuple[str, int]:
+    async def create(self, name: str, command: list[str], *, log_format: LogFormat = "raw",
+                     stdin: Path | None = None, stdin_once: bool = False, **kw: Any) -> tuple[str, int]:
         cid = f"t-{self.tag}-{name}"
         bundle = self.base / name
         bundle.mkdir()
@@ -90,7 +101,8 @@ class Pod:
         spec = build_spec(container, rootfs=str(self.rootfs), cgroups_path=cgroups_path, **kw)
         (bundle / "config.json").write_text(json.dumps(spec))
         self.cgroups.append(cgroups_path)  # checked even when create fails
-        pid = await self.runc.create(cid, bundle, self.log(name), self.log(name))
+        pid = await self.runc.create(cid, bundle, self.log(name), self.log(name), log_format=log_format,
+                                     stdin=stdin, stdin_once=stdin_once)
         self.ids.append(cid)
         return cid, pid
 
@@ -306,3 +318,119 @@ async def test_container_from_an_image(pod: Pod) -> None:
     await pod.runc.start(cid)
     assert (await wait(pod, cid)).exit_code == 0
     assert pod.log("img").read_text() == "yes hi /work 1000:1000\n"
+
+
+# ---- the shim: CRI logs, stdin, reopen, exit events ------------------------------------------
+
+
+def cri_lines(path: Path) -> list[tuple[str, str]]:
+    return [(e.stream, e.content.decode()) for e in crilog.read_entries(path) if not e.partial]
+
+
+def shim_cmdline(pod: Pod, cid: str) -> list[bytes]:
+    shim_pid = int((pod.runc.shims / cid / "shim.pid").read_text())
+    return Path(f"/proc/{shim_pid}/cmdline").read_bytes().split(b"\0")
+
+
+async def eventually(check: Any, timeout: float = 10, what: str = "condition") -> Any:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not (result := check()):
+        assert loop.time() < deadline, f"{what} not met in time"
+        await asyncio.sleep(0.05)
+    return result
+
+
+@pytest.mark.parametrize("server", [True, False], ids=["forked-by-the-shim-server", "own-program"])
+async def test_shim_copies_cri_logs_and_records_the_exit(pod: Pod, server: bool) -> None:
+    """The isolated shim (python -I -S shim.py, no package on its path; forked by the shim
+    server, or a program of its own) copies both streams into the CRI log and records the exit
+    code; Runc.on_exit fires once it is recorded.  Signals Python ignores (SIGPIPE) are not
+    ignored in the container."""
+    pod.runc.shim_server = server
+    exited: list[str] = []
+    pod.runc.on_exit = lambda cid: exited.append(cid) if pod.runc.exit_status(cid) else None
+    cid, _ = await pod.create("cri", ["sh", "-c", "echo out; echo err >&2; grep SigIgn /proc/self/status >&2; "
+                                                  "printf partial; exit 3"], log_format="cri")
+    argv = shim_cmdline(pod, cid)
+    assert argv[1:4] == [b"-I", b"-S", os.fsencode(SHIM)]
+    assert (b"--serve" in argv) == server and (b"log_format=cri" in argv) == (not server)
+    await pod.runc.start(cid)
+    status = await wait(pod, cid)
+    assert (status.exit_code, status.reason) == (3, "Error")
+    entries = [(e.stream, e.partial, e.content) for e in crilog.read_entries(pod.log("cri"))]
+    ignored = next(c for _, _, c in entries if c.startswith(b"SigIgn:"))
+    entries.remove(("stderr", False, ignored))
+    assert sorted(entries) == [("stderr", False, b"err\n"), ("stdout", False, b"out\n"),
+                               ("stdout", True, b"partial")]
+    assert not int(ignored.split()[1], 16) & (1 << (signal.SIGPIPE - 1)), "SIGPIPE ignored in the container"
+
+    await eventually(lambda: exited == [cid], what="on_exit")
+
+
+async def test_stdin_fifo_never_reads_eof(pod: Pod) -> None:
+    """``stdin``: the shim holds the FIFO read-write for the container, so it keeps reading
+    whatever writers come and go (kubectl attach sessions) and never sees EOF."""
+    fifo = pod.base / "stdin"
+    os.mkfifo(fifo, 0o600)
+    cid, _ = await pod.create("reader", ["sh", "-c", "while read line; do echo got $line; done; echo eof"],
+                              log_format="cri", stdin=fifo)
+    await pod.runc.start(cid)
+    for word in ("one", "two"):
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # a reader holds it: opens at once
+        os.write(fd, f"{word}\n".encode())
+        os.close(fd)  # the writer goes, as an attach session ends
+        await eventually(lambda w=word: ("stdout", f"got {w}\n") in cri_lines(pod.log("reader")), what=word)
+    await asyncio.sleep(0.3)
+    assert ("stdout", "eof\n") not in cri_lines(pod.log("reader"))
+    assert (await pod.runc.state(cid))["status"] == "running"
+    await pod.runc.kill(cid, signal.SIGKILL)
+    assert (await wait(pod, cid)).exit_code == 137
+
+
+async def test_stdin_once_reads_eof_when_the_writers_are_gone(pod: Pod) -> None:
+    """``stdin_once``: the container holds only a read end; the caller's write end (held from
+    before create) and the attached writer closed, it reads EOF (``stdinOnce``)."""
+    fifo = pod.base / "stdin"
+    os.mkfifo(fifo, 0o600)
+    held = os.open(fifo, os.O_RDWR)  # the runtime's write end, taken before create
+    try:
+        cid, _ = await pod.create("once", ["sh", "-c", "while read line; do echo got $line; done; echo eof"],
+                                  log_format="cri", stdin=fifo, stdin_once=True)
+        await pod.runc.start(cid)
+        os.write(held, b"hello\n")
+    finally:
+        os.close(held)
+    status = await wait(pod, cid)
+    assert status.exit_code == 0
+    assert cri_lines(pod.log("once")) == [("stdout", "got hello\n"), ("stdout", "eof\n")]
+
+
+async def test_reopen_log_after_rotation_loses_nothing(pod: Pod) -> None:
+    """Log rotation: the log is renamed away, the shim reopens it on request (SIGUSR1) and the
+    lines go on in a new file at the same path, none lost or doubled."""
+    cid, _ = await pod.create("counter", ["sh", "-c", "i=0; while :; do echo $i; i=$((i+1)); sleep 0.01; done"],
+                              log_format="cri")
+    await pod.runc.start(cid)
+    log = pod.log("counter")
+    await eventually(lambda: len(cri_lines(log)) >= 5, what="first lines")
+    rotated = log.with_name(log.name + ".20260101-000000")
+    os.rename(log, rotated)
+    pod.runc.reopen_log(cid)
+    await eventually(lambda: log.exists() and len(cri_lines(log)) >= 5, what="lines in the new file")
+    pod.runc.reopen_log(cid)  # again, with nothing renamed: the same file goes on
+    await asyncio.sleep(0.1)
+    await pod.runc.kill(cid, signal.SIGKILL)
+    assert (await wait(pod, cid)).exit_code == 137
+    numbers = [int(text) for path in (rotated, log) for _, text in cri_lines(path)]
+    assert numbers == list(range(len(numbers))) and len(cri_lines(log)) >= 5
+
+
+async def test_reopen_log_needs_a_copying_shim(pod: Pod) -> None:
+    cid = await pod.run("raw", ["sleep", "3600"])
+    with pytest.raises(RuncError, match="directly"):
+        pod.runc.reopen_log(cid)  # raw mode: the container writes the file itself
+    await pod.runc.kill(cid, signal.SIGKILL)
+    await wait(pod, cid)
+    with pytest.raises(RuncError, match="not running"):
+        pod.runc.reopen_log(cid)

@@ -330,3 +330,30 @@ async def test_full_unpack_when_overlay_cannot_be_mounted(node: Node, monkeypatc
     record = json.loads((node.base / "state/containers" / cid / "container.json").read_text())
     assert record["rootfs"] == "copy"
     assert "overlay mount failed" in caplog.text
+
+
+
+async def test_exit_events_and_log_reopen(node: Node) -> None:
+    """Pod lifecycle events: ``on_container_exit`` hears of an exit as soon as the shim has
+    recorded it; ``reopen_container_log`` (rotation) makes the shim write a new log file."""
+    exited: list[str] = []
+    node.rt.on_container_exit = lambda cid: exited.append(cid) if node.rt.runc.exit_status(cid) else None
+    sb = await node.sandbox()
+    cid = await node.run(sb, "talker", ["sh", "-c", "echo before; while [ ! -e /tmp/go ]; do sleep 0.05; done; "
+                                                    "echo after; sleep 3600"])
+    await node.wait_for_log("talker", "before")
+    log = node.log_path("talker")
+    rotated = log.with_name("0.log.20260101-000000")
+    log.rename(rotated)
+    await node.rt.reopen_container_log(cid)
+    await node.rt.exec_sync(cid, ["touch", "/tmp/go"], timeout=10)
+    await node.wait_for_log("talker", "after")
+    assert node.stdout("talker") == "after\n"
+    assert [e.content for e in crilog.read_entries(rotated)] == [b"before\n"]
+    await node.rt.stop_container(cid, 0)
+    deadline = time.monotonic() + 10
+    while cid not in exited:
+        assert time.monotonic() < deadline, "no exit event"
+        await asyncio.sleep(0.02)
+    with pytest.raises(RuntimeError_):
+        await node.rt.reopen_container_log(cid)  # exited: its shim is gone

@@ -17,6 +17,8 @@ from pinnace.kubelet.env import (
     is_env_var_name,
     resolve_env,
     resource_value,
+    service_env_vars,
+    service_links,
 )
 
 
@@ -256,3 +258,83 @@ async def test_resource_field_ref_in_env(client: FakeClient) -> None:
                                           ("a b", False), ("..x", False), ("", False), ("a=b", False)])
 def test_is_env_var_name(name: str, ok: bool) -> None:
     assert is_env_var_name(name) is ok
+
+
+# ---- service links --------------------------------------------------------------------------
+
+
+def svc(name: str, namespace: str, cluster_ip: str | None, ports: list[dict[str, Any]],
+        type_: str = "ClusterIP") -> dict[str, Any]:
+    spec: dict[str, Any] = {"type": type_, "ports": ports}
+    if cluster_ip is not None:
+        spec["clusterIP"] = cluster_ip
+    return {"metadata": {"name": name, "namespace": namespace}, "spec": spec}
+
+
+KUBERNETES = svc("kubernetes", "default", "10.43.0.1", [{"name": "https", "port": 443, "protocol": "TCP"}])
+
+
+def test_service_variables_as_docker_links() -> None:
+    """[sig-node] Pods should contain environment variables for services [NodeConformance] [Conformance]"""
+    env = service_env_vars([svc("fooservice", "ns", "10.43.12.7", [{"port": 8765, "protocol": "TCP"}])])
+    assert env == {
+        "FOOSERVICE_SERVICE_HOST": "10.43.12.7",
+        "FOOSERVICE_SERVICE_PORT": "8765",
+        "FOOSERVICE_PORT": "tcp://10.43.12.7:8765",
+        "FOOSERVICE_PORT_8765_TCP": "tcp://10.43.12.7:8765",
+        "FOOSERVICE_PORT_8765_TCP_PROTO": "tcp",
+        "FOOSERVICE_PORT_8765_TCP_PORT": "8765",
+        "FOOSERVICE_PORT_8765_TCP_ADDR": "10.43.12.7",
+    }
+
+
+def test_service_variables_named_ports_dashes_and_ipv6() -> None:
+    env = service_env_vars([svc("my-db", "ns", "fd00::7", [
+        {"name": "sql", "port": 5432}, {"name": "metrics-http", "port": 9187, "protocol": "UDP"}])])
+    assert env["MY_DB_SERVICE_HOST"] == "fd00::7"
+    assert env["MY_DB_SERVICE_PORT"] == "5432"  # the first port
+    assert env["MY_DB_SERVICE_PORT_SQL"] == "5432"
+    assert env["MY_DB_SERVICE_PORT_METRICS_HTTP"] == "9187"
+    assert env["MY_DB_PORT"] == "tcp://[fd00::7]:5432"
+    assert env["MY_DB_PORT_9187_UDP"] == "udp://[fd00::7]:9187"
+    assert env["MY_DB_PORT_9187_UDP_PROTO"] == "udp"
+
+
+def test_service_links_of_the_pod_namespace_and_always_kubernetes() -> None:
+    services = [
+        KUBERNETES,
+        svc("web", "ns", "10.43.0.20", [{"port": 80}]),
+        svc("other", "elsewhere", "10.43.0.21", [{"port": 80}]),
+        svc("headless", "ns", "None", [{"port": 80}]),
+        svc("external", "ns", None, [{"port": 80}], type_="ExternalName"),
+        svc("pending", "ns", "", [{"port": 80}]),
+    ]
+    pod = {"metadata": {"name": "p", "namespace": "ns"}, "spec": {}}
+    names = {k.split("_SERVICE_HOST")[0] for k in service_links(pod, services) if k.endswith("_SERVICE_HOST")}
+    assert names == {"KUBERNETES", "WEB"}  # headless and ExternalName services have no variables
+    env = service_links(pod, services)
+    assert env["KUBERNETES_SERVICE_HOST"] == "10.43.0.1" and env["KUBERNETES_SERVICE_PORT"] == "443"
+    assert env["KUBERNETES_SERVICE_PORT_HTTPS"] == "443"
+    assert env["KUBERNETES_PORT_443_TCP_ADDR"] == "10.43.0.1"
+
+    # enableServiceLinks: false keeps only the master service's variables.
+    off = {"metadata": {"name": "p", "namespace": "ns"}, "spec": {"enableServiceLinks": False}}
+    assert {k for k in service_links(off, services) if k.endswith("_SERVICE_HOST")} == {"KUBERNETES_SERVICE_HOST"}
+
+    # A service named "kubernetes" in the pod's own namespace wins over default/kubernetes, whatever the
+    # order (the kubelet's getServiceEnvVarMap), unless service links are off.
+    mine = svc("kubernetes", "ns", "10.43.0.99", [{"port": 443}])
+    assert service_links(pod, [KUBERNETES, mine])["KUBERNETES_SERVICE_HOST"] == "10.43.0.99"
+    assert service_links(pod, [mine, KUBERNETES])["KUBERNETES_SERVICE_HOST"] == "10.43.0.99"
+    assert service_links(off, [mine, KUBERNETES])["KUBERNETES_SERVICE_HOST"] == "10.43.0.1"
+
+
+async def test_user_env_wins_over_service_variables(client: FakeClient) -> None:
+    service_env = service_links({"metadata": {"namespace": "ns"}, "spec": {}},
+                                [KUBERNETES, svc("web", "ns", "10.43.0.20", [{"port": 80}])])
+    env = await env_of(client, {"env": [{"name": "WEB_SERVICE_HOST", "value": "mine"},
+                                        {"name": "URL", "value": "http://$(WEB_SERVICE_HOST):$(WEB_SERVICE_PORT)"}]},
+                       service_env=service_env)
+    assert env["WEB_SERVICE_HOST"] == "mine"
+    assert env["URL"] == "http://mine:80"
+    assert env["KUBERNETES_SERVICE_HOST"] == "10.43.0.1"

@@ -769,3 +769,56 @@ async def test_sidecar_in_back_off_does_not_hold_back_containers(env: Env) -> No
     assert env.runtime.started() == ["side", "app", "web", "side", "app"]
     s = env.client.last
     assert s["phase"] == "Running" and cond(s, "Initialized")["status"] == "True"
+
+
+# ----------------------------------------------------------------------------------- pod network
+
+
+async def test_sandbox_waits_for_the_pod_network(env: Env) -> None:
+    """A pod that is not hostNetwork gets no sandbox until the node's pod network is configured
+    (its podCIDR): one NetworkNotReady event, the pod stays Pending."""
+    net = SimpleNamespace(ready=False)
+    env.kubelet.network = net
+    w = env.worker(make_pod("a"))
+    await w._sync()
+    await w._sync()
+    assert w.sandbox is None and not env.runtime.calls
+    assert env.reasons().count("NetworkNotReady") == 1
+    s = env.client.last
+    assert s["phase"] == "Pending" and "podIP" not in s
+    assert cond(s, "PodReadyToStartContainers")["status"] == "False"
+    assert cstatus(s, "a")["state"]["waiting"]["reason"] == "ContainerCreating"
+
+    net.ready = True
+    await w._sync()
+    assert w.sandbox is not None and env.runtime.started() == ["a"]
+    assert env.client.last["podIP"] == POD_IP
+
+
+async def test_failed_sandbox_is_retried_with_back_off(env: Env) -> None:
+    failures = [RuntimeError_("CNI ADD failed: no IP addresses available"), RuntimeError_("again")]
+    real = env.runtime.run_pod_sandbox
+
+    async def flaky(config: SandboxConfig) -> Sandbox:
+        if failures:
+            raise failures.pop(0)
+        return await real(config)
+
+    env.runtime.run_pod_sandbox = flaky  # type: ignore[method-assign]
+    w = env.worker(make_pod("a"))
+    await w._sync()
+    assert w.sandbox is None
+    assert [e[2] for e in env.events if e[1] == "FailedCreatePodSandBox"] == [
+        "Failed to create pod sandbox: CNI ADD failed: no IP addresses available"]
+    assert env.client.last["phase"] == "Pending"
+    await w._sync()  # within the 1 s back-off: not tried again
+    assert len(failures) == 1
+    env.clock.advance(1.1)
+    await w._sync()  # the second failure: the back-off doubles
+    assert not failures and w.sandbox is None
+    env.clock.advance(1.5)
+    await w._sync()
+    assert w.sandbox is None
+    env.clock.advance(0.6)
+    await w._sync()
+    assert w.sandbox is not None and env.runtime.started() == ["a"]

@@ -7,88 +7,82 @@ One line per chunk of output: RFC 3339 timestamp with nanoseconds, the stream,
 ``F`` (full: the line ended) or ``P`` (partial: continued in the next entry),
 then the bytes.  ``kubectl logs`` reassembles partial lines and can show the
 timestamps.
+
+The writing side (:func:`encode`, :class:`LogWriter`) lives in the runc shim's module
+(:mod:`.runtime.shim`, stdlib only: the shim runs without this package) and is
+re-exported here.  Rotation (:mod:`.logrotation`) renames ``N.log`` to
+``N.log.<YYYYMMDD-hhmmss>`` and later gzips it; :func:`log_files` lists what a reader
+reads, oldest first: the rotated files not compressed yet, then the current file.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import os
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-# Longer lines are split into partial entries (containerd's default max container log line).
-MAX_LINE = 16 * 1024
+from .runtime.shim import MAX_LINE, CriStream, LogWriter, encode, timestamp
 
+COMPRESSED_SUFFIX = ".gz"  # rotated files compressed by the log manager, as the kubelet's
+TMP_SUFFIX = ".tmp"  # a compression in progress (or cut short)
 
-def timestamp(ns: int | None = None) -> str:
-    ns = time.time_ns() if ns is None else ns
-    secs, frac = divmod(ns, 1_000_000_000)
-    return dt.datetime.fromtimestamp(secs, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
-
-
-def encode(stream: str, data: bytes, ns: int | None = None) -> bytes:
-    """CRI entries for ``data``: one per line ending in ``\\n`` (tag F), the rest as partial (P)."""
-    out = []
-    stamp = timestamp(ns).encode()
-    # Only "\n" ends a line (as in containerd); bytes.splitlines() would also split at "\r",
-    # turning every progress-bar update into a partial entry.
-    for line in _lines(data):
-        while len(line) > MAX_LINE + (1 if line.endswith(b"\n") else 0):
-            out.append(b"%s %s P %s\n" % (stamp, stream.encode(), line[:MAX_LINE]))
-            line = line[MAX_LINE:]
-        if line.endswith(b"\n"):
-            out.append(b"%s %s F %s" % (stamp, stream.encode(), line))
-        else:
-            out.append(b"%s %s P %s\n" % (stamp, stream.encode(), line))
-    return b"".join(out)
+# The pumps writing each log file (by path), for reopen() after a rotation.
+_writers: dict[str, set[LogWriter]] = {}
 
 
 async def pump(reader: asyncio.StreamReader, path: Path, stream: str) -> None:
     """Copy a container's ``stdout``/``stderr`` pipe into ``path`` until EOF.  Appends (the
-    file is shared by both streams; each write is one whole entry, O_APPEND keeps them whole)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
-    pending = b""
+    file is shared by both streams; each write is one whole entry, O_APPEND keeps them whole).
+    An unfinished line is held back until its end comes, never beyond MAX_LINE."""
+    writer = LogWriter(path)
+    key = os.fspath(path)
+    _writers.setdefault(key, set()).add(writer)
+    out = CriStream(writer, stream)
     try:
-        while True:
-            chunk = await reader.read(64 * 1024)
-            if not chunk:
-                break
-            data = pending + chunk
-            # Hold back an unfinished line briefly so a line written in two pieces stays one entry,
-            # but never beyond MAX_LINE (then it is logged as partial).
-            cut = data.rfind(b"\n") + 1
-            complete, pending = data[:cut], data[cut:]
-            if len(pending) >= MAX_LINE:
-                complete, pending = data, b""
-            if complete:
-                _write_all(fd, encode(stream, complete))
-            if pending and reader.at_eof():
-                break
+        while chunk := await reader.read(64 * 1024):
+            out.feed(chunk)
     finally:
         # Also on cancellation (the runtime gives up on a pipe a stray process keeps open):
         # the held-back unfinished line is output too.
         try:
-            if pending:
-                _write_all(fd, encode(stream, pending))
+            out.flush()
         finally:
-            os.close(fd)
+            writers = _writers.get(key)
+            if writers is not None:
+                writers.discard(writer)
+                if not writers:
+                    del _writers[key]
+            writer.close()
 
 
-def _lines(data: bytes) -> Iterator[bytes]:
-    start = 0
-    while start < len(data):
-        end = data.find(b"\n", start)
-        end = len(data) if end < 0 else end + 1
-        yield data[start:end]
-        start = end
+def reopen(path: Path) -> int:
+    """Make the pumps writing ``path`` write to a (new) file at that path from now on: the
+    old one was renamed away (rotation).  How many pumps that concerned."""
+    writers = list(_writers.get(os.fspath(path), ()))
+    for w in writers:
+        w.reopen()
+    return len(writers)
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    while data:
-        data = data[os.write(fd, data):]
+def rotated_logs(path: Path) -> list[Path]:
+    """The rotated generations of the log ``path`` still in plain text, oldest first: the
+    ``<path>.*`` files that are neither compressed, nor a compression's temporary file, nor
+    already compressed beside (a compression cut short before the original went)."""
+    prefix = path.name + "."
+    try:
+        names = {e.name for e in os.scandir(path.parent) if e.name.startswith(prefix)}
+    except FileNotFoundError:
+        return []
+    return [path.with_name(n) for n in sorted(names)
+            if not n.endswith((COMPRESSED_SUFFIX, TMP_SUFFIX)) and n + COMPRESSED_SUFFIX not in names]
+
+
+def log_files(path: Path) -> list[Path]:
+    """What ``kubectl logs`` reads for the log ``path``, oldest first: its rotated plain-text
+    generations, then ``path`` itself."""
+    return [*rotated_logs(path), path]
 
 
 @dataclass
@@ -126,4 +120,5 @@ def read_entries(path: Path) -> Iterator[Entry]:
         return
 
 
-__all__ = ["MAX_LINE", "Entry", "encode", "parse_line", "pump", "read_entries", "timestamp"]
+__all__ = ["COMPRESSED_SUFFIX", "MAX_LINE", "TMP_SUFFIX", "CriStream", "Entry", "LogWriter", "encode", "log_files",
+           "parse_line", "pump", "read_entries", "reopen", "rotated_logs", "timestamp"]

@@ -4,7 +4,8 @@
                             service_env=service_vars, node_allocatable=node["status"]["allocatable"],
                             warnings=events)
 
-Order (later wins): service variables, then ``envFrom`` sources in order, then ``env``.
+Order (later wins): service variables (:func:`service_links`), then ``envFrom`` sources in
+order, then ``env``.
 ``env[].value`` is ``$(VAR)``-expanded against what is defined before it; ``valueFrom``
 values never are.  A missing object or key that is not ``optional`` raises
 :class:`ContainerConfigError` with Kubernetes' message; the kubelet shows it as the
@@ -18,7 +19,7 @@ from __future__ import annotations
 import base64
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
@@ -185,6 +186,77 @@ def env_from_pairs(data: Mapping[str, str], prefix: str = "") -> tuple[dict[str,
     return good, sorted(bad)
 
 
+# ---- Service links --------------------------------------------------------------------------
+
+# Services whose variables every pod gets, whatever its namespace and enableServiceLinks.
+MASTER_SERVICES = ("kubernetes",)
+
+
+def _env_name(service_name: str) -> str:
+    return service_name.upper().replace("-", "_")
+
+
+def _has_cluster_ip(service: Mapping[str, Any]) -> bool:
+    # Headless ("None") and ExternalName (no clusterIP) services get no variables.
+    ip = (service.get("spec") or {}).get("clusterIP")
+    return bool(ip) and ip != "None"
+
+
+def _join_host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def service_env_vars(services: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """The variables of each service (the kubelet's envvars.FromServices): ``{SVC}_SERVICE_HOST``,
+    ``{SVC}_SERVICE_PORT`` (the first port), ``{SVC}_SERVICE_PORT_{NAME}`` per named port, and the
+    Docker-link ones: ``{SVC}_PORT`` (first port) and per port ``{SVC}_PORT_{port}_{PROTO}`` with
+    ``_PROTO``, ``_PORT`` and ``_ADDR``.  ``SVC`` is the name upper-cased with ``-`` as ``_``."""
+    env: dict[str, str] = {}
+    for svc in services:
+        spec = svc.get("spec") or {}
+        ports = spec.get("ports") or []
+        if not _has_cluster_ip(svc) or not ports:
+            continue
+        ip, prefix = str(spec["clusterIP"]), _env_name(str((svc.get("metadata") or {}).get("name", "")))
+        env[f"{prefix}_SERVICE_HOST"] = ip
+        env[f"{prefix}_SERVICE_PORT"] = str(ports[0].get("port"))
+        for p in ports:
+            if p.get("name"):
+                env[f"{prefix}_SERVICE_PORT_{_env_name(str(p['name']))}"] = str(p.get("port"))
+        for i, p in enumerate(ports):
+            proto = str(p.get("protocol") or "TCP")
+            url = f"{proto.lower()}://{_join_host_port(ip, int(p.get('port') or 0))}"
+            if i == 0:
+                env[f"{prefix}_PORT"] = url  # Docker special-cases the first port
+            port_prefix = f"{prefix}_PORT_{p.get('port')}_{proto.upper()}"
+            env[port_prefix] = url
+            env[f"{port_prefix}_PROTO"] = proto.lower()
+            env[f"{port_prefix}_PORT"] = str(p.get("port"))
+            env[f"{port_prefix}_ADDR"] = ip
+    return env
+
+
+def service_links(pod: Mapping[str, Any], services: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """The service variables a pod gets (the kubelet's getServiceEnvVarMap): those of the
+    services of its namespace when ``enableServiceLinks`` (default true), and always those of
+    ``default/kubernetes``.  ``services``: every Service the kubelet knows."""
+    spec = pod.get("spec") or {}
+    namespace = str((pod.get("metadata") or {}).get("namespace") or "default")
+    links = spec.get("enableServiceLinks")
+    links = True if links is None else bool(links)
+    chosen: dict[str, Mapping[str, Any]] = {}
+    for svc in services:
+        if not _has_cluster_ip(svc):
+            continue
+        meta = svc.get("metadata") or {}
+        name, ns = str(meta.get("name", "")), str(meta.get("namespace") or "default")
+        if ns == "default" and name in MASTER_SERVICES:
+            chosen.setdefault(name, svc)
+        elif ns == namespace and links:
+            chosen[name] = svc
+    return service_env_vars(list(chosen.values()))
+
+
 # ---- API lookups ----------------------------------------------------------------------------
 
 
@@ -320,4 +392,4 @@ async def resolve_env(client: ObjectReader, pod: Mapping[str, Any], container: M
 
 __all__ = ["ContainerConfigError", "EnvError", "EnvWarning", "ObjectReader", "configmap_data", "env_from_pairs",
            "field_value", "format_map", "is_env_var_name", "pod_resource_value",
-           "resolve_env", "resource_value", "secret_data"]
+           "resolve_env", "resource_value", "secret_data", "service_env_vars", "service_links"]

@@ -5,6 +5,13 @@ a :class:`~pinnace.kubelet.podworker.PodWorker`.  The kubelet itself holds
 what the workers share: the API client, the container runtime, images,
 volumes, the prober and the event recorder.
 
+Networking: with a pod network (:class:`~pinnace.kubelet.network.NodeNetwork`, CNI on the
+runc runtime) a pod that is not ``hostNetwork`` waits for it (the node's podCIDR) before its
+sandbox is made; without one every pod shares the node's network.  Each sandbox gets its
+DNS configuration (dnsPolicy, ``--cluster-dns``, ``--cluster-domain``), /etc/hosts entries
+(hostname, subdomain FQDN, hostAliases) and hostPort mappings; containers get the Service
+environment variables from a Service informer.
+
 Restarts: containers outlive the kubelet (runc's shims, as containerd's).  At start
 the kubelet lists the runtime's sandboxes and containers once and gives each new
 pod worker what carries its pod's uid (label ``io.kubernetes.pod.uid``) to adopt;
@@ -18,6 +25,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,15 +34,18 @@ from ..client.events import EventRecorder
 from ..client.informer import Informer
 from ..client.rest import RestClient
 from ..images.errors import ImageNeverPullError, InvalidReferenceError
+from . import dnsconfig
 from . import env as envs
 from .hooks import format_pod, run_hook
 from .node import NodeAgent, NodeConfig
 from .podworker import Adoptable, ContainerConfigError, PodWorker
 from .probes import ProbeManager
-from .runtime.base import LABEL_POD_UID, ContainerRuntime
+from .runtime.base import LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID, ContainerRuntime, SandboxConfig
 from .status import ContainerRecord
 
 log = logging.getLogger(__name__)
+
+SERVICES_SYNC_WAIT = 5.0  # how long a container start waits for the first list of Services
 
 
 @dataclass
@@ -102,7 +113,11 @@ class PodProbers:
 
 class Kubelet:
     def __init__(self, client: RestClient, runtime: ContainerRuntime, node: NodeConfig, *, volumes: Any,
-                 images: Any | None = None, backoff_base: float = 10.0, max_backoff: float = 300.0):
+                 images: Any | None = None, backoff_base: float = 10.0, max_backoff: float = 300.0,
+                 network: Any | None = None, cluster_dns: Sequence[str] = (), cluster_domain: str = "cluster.local",
+                 resolv_conf: str = "/etc/resolv.conf"):
+        """``network``: the node's pod network (a :class:`~pinnace.kubelet.network.NodeNetwork`,
+        started and stopped with the kubelet); None: pods share the node's network."""
         self.client = client
         self.runtime = runtime
         self.node_config = node
@@ -124,6 +139,10 @@ class Kubelet:
         self.informer = Informer(client, "v1", "pods", field_selector=f"spec.nodeName={node.name}")
         self.informer.add_event_handler(on_add=self._pod_changed, on_update=lambda _o, n: self._pod_changed(n),
                                         on_delete=self._pod_deleted)
+        self.network = network
+        self.cluster_dns, self.cluster_domain = list(cluster_dns), cluster_domain
+        self.resolv_conf = resolv_conf
+        self.services = Informer(client, "v1", "services")  # for the containers' service variables
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -131,16 +150,33 @@ class Kubelet:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         self.recorder.start()
         await self.node.start()
+        if self.network is not None:
+            self.network.start()
         self.leftovers = await self._inventory()
+        if hasattr(self.runtime, "on_container_exit"):  # exits wake the pod's worker at once
+            self.runtime.on_container_exit = self._container_exited
+        self.services.start()
         self.informer.start()
         if self.leftovers:
             self._gc_task = asyncio.create_task(self._collect_leftovers(), name="kubelet-adopt-gc")
         log.info("kubelet: node %s registered; runtime %s", self.node_name, self.runtime.name)
 
+    def _container_exited(self, container_id: str) -> None:
+        """A container (or a sandbox's pause) exited: its pod worker syncs now, not at its next
+        one-second tick."""
+        for w in list(self.workers.values()):
+            if (w.sandbox is not None and w.sandbox.id == container_id) or any(
+                    r.current is not None and r.current.id == container_id for r in w.records):
+                w.wake()
+                return
+
     async def stop(self, stop_pods: bool = False) -> None:
         """Stop watching and heartbeating.  Containers keep running unless ``stop_pods``
         (the process runtime's containers cannot outlive us: their output pipes are ours)."""
         await self.informer.stop()
+        await self.services.stop()
+        if self.network is not None:
+            await self.network.stop()
         gc = [t for t in (self._gc_task, *self._gc_tasks) if t is not None]
         for t in gc:
             t.cancel()
@@ -153,6 +189,8 @@ class Kubelet:
         if stop_pods:
             for w in workers:
                 await w.stop_everything()
+                if self.volumes is not None:  # no tmpfs mounts left behind for pods that are gone
+                    await self.volumes.teardown(w.uid)
         await self.node.stop()
         await self.recorder.stop()
 
@@ -313,11 +351,53 @@ class Kubelet:
             return "InvalidImageName", str(e)
         return "ErrImagePull", str(e)
 
+    # -- networking --------------------------------------------------------------------------------
+
+    def on_node_network(self, pod: dict) -> bool:
+        """Whether the pod shares the node's network namespace (hostNetwork, or no pod network)."""
+        return self.network is None or bool((pod.get("spec") or {}).get("hostNetwork"))
+
+    def network_not_ready(self, pod: dict) -> str | None:
+        """Why the pod's sandbox cannot be made yet (its pod network is not configured), or None."""
+        if self.on_node_network(pod) or self.network.ready:  # type: ignore[union-attr]
+            return None
+        return ("network is not ready: container runtime network not ready: NetworkReady=false "
+                "reason:NetworkPluginNotReady message:the node has no podCIDR yet")
+
+    def sandbox_config(self, pod: dict) -> SandboxConfig:
+        """The pod's sandbox: names, DNS, /etc/hosts entries, hostPorts (the kubelet's
+        generatePodSandboxConfig).  Raises ValueError for a pod it cannot be made for."""
+        meta, spec = pod["metadata"], pod.get("spec") or {}
+        uid, name, namespace = meta["uid"], meta["name"], meta.get("namespace", "default")
+        hostname, domain = dnsconfig.pod_hostname_and_domain(pod, self.cluster_domain)
+        on_node = self.on_node_network(pod)
+        host = dnsconfig.parse_resolv_conf(dnsconfig.host_resolv_conf(self.resolv_conf, own_network=not on_node))
+        warnings: list[str] = []
+        dns = dnsconfig.pod_dns_config(pod, cluster_dns=self.cluster_dns, cluster_domain=self.cluster_domain,
+                                       host=host, on_node_network=on_node, warnings=warnings)
+        for w in warnings:
+            self.event(pod, "Warning", "MissingClusterDNS" if "ClusterDNS" in w else "DNSConfigForming", w)
+        return SandboxConfig(pod_uid=uid, name=name, namespace=namespace, hostname=hostname,
+                             host_network=bool(spec.get("hostNetwork")),
+                             labels={LABEL_POD_UID: uid, LABEL_POD_NAME: name, LABEL_POD_NAMESPACE: namespace},
+                             dns=dns.to_dict(), domain=domain, host_aliases=list(spec.get("hostAliases") or []),
+                             port_mappings=[] if spec.get("hostNetwork") else port_mappings(pod))
+
+    async def service_env(self, pod: dict) -> dict[str, str]:
+        """The pod's service variables (empty while the kubelet is not running its informers)."""
+        if not self.services.running and not self.services.has_synced:
+            return {}
+        if not await self.services.wait_for_sync(SERVICES_SYNC_WAIT):
+            raise envs.ContainerConfigError("services have not yet been read at least once, cannot construct "
+                                            "envvars")
+        return envs.service_links(pod, self.services.indexer.list())
+
     async def container_env(self, pod: dict, container: dict, pod_ip: str | None) -> dict[str, str]:
         warnings: list[envs.EnvWarning] = []
         try:
+            service_env = await self.service_env(pod)
             resolved = await envs.resolve_env(self.client, pod, container, node_ip=self.host_ip, pod_ip=pod_ip or "",
-                                              service_env=None, warnings=warnings)
+                                              service_env=service_env, warnings=warnings)
         except envs.ContainerConfigError as e:
             raise ContainerConfigError(str(e)) from e
         for w in warnings:
@@ -351,4 +431,27 @@ class Kubelet:
             log.warning("pod %s/%s: %s", worker.namespace, worker.name, result.message)
 
 
-__all__ = ["Kubelet", "PulledImage"]
+def port_mappings(pod: dict) -> list[dict[str, Any]]:
+    """The hostPorts of the pod's containers in CNI's portMappings form (as the kubelet's
+    MakePortMappings and containerd pass them): one per container port with a hostPort, a
+    repeated port name of a container skipped."""
+    out = []
+    for c in (pod.get("spec") or {}).get("containers") or []:
+        names: set[str] = set()
+        for p in c.get("ports") or []:
+            proto = str(p.get("protocol") or "TCP")
+            name = str(p.get("name") or f"{proto}:{p.get('containerPort')}")
+            if name in names:
+                continue
+            names.add(name)
+            if int(p.get("hostPort") or 0) <= 0:
+                continue
+            m: dict[str, Any] = {"hostPort": int(p["hostPort"]), "containerPort": int(p.get("containerPort") or 0),
+                                 "protocol": proto.lower()}
+            if p.get("hostIP"):
+                m["hostIP"] = str(p["hostIP"])
+            out.append(m)
+    return out
+
+
+__all__ = ["Kubelet", "PulledImage", "port_mappings"]

@@ -40,7 +40,6 @@ from .runtime.base import (
     ContainerConfig,
     ContainerStatus,
     Sandbox,
-    SandboxConfig,
 )
 from .status import ContainerRecord, now_iso, pod_status
 
@@ -51,6 +50,7 @@ log = logging.getLogger(__name__)
 
 BACKOFF_RESET_AFTER = 600.0  # a container that ran this long starts its back-off afresh
 DEFAULT_GRACE = 30
+SANDBOX_RETRY_MAX = 30.0  # longest wait between attempts to create a sandbox that failed
 
 
 _EPOCH = dt.datetime.min.replace(tzinfo=dt.UTC)
@@ -92,6 +92,8 @@ class PodWorker:
         self.containers = [ContainerRecord(c["name"], c.get("image", ""), waiting_reason=self._creating)
                            for c in spec.get("containers") or []]
         self.sandbox: Sandbox | None = None
+        self._sandbox_problem: str | None = None  # why the last attempt to make the sandbox failed
+        self._sandbox_retry: tuple[float, float] = (0.0, 0.0)  # (not before, delay) after a failure
         self.volume_dirs: dict[str, str] | None = None
         self.start_time = (pod.get("status") or {}).get("startTime") or now_iso()
         self._wake = asyncio.Event()
@@ -201,6 +203,14 @@ class PodWorker:
             await self._remove_sandbox(sb)
         self._discard, self._discard_sandboxes = [], []
         deleting = bool((self.pod.get("metadata") or {}).get("deletionTimestamp"))
+        check = getattr(runtime, "check_pod_sandbox_network", None)
+        if self.sandbox is not None and self.sandbox.ready and not deleting and check is not None:
+            # CNI CHECK: the pod's interface, address and rules are still what ADD made.
+            problem = await check(self.sandbox)
+            if problem:
+                log.warning("pod %s/%s: the network of sandbox %s is broken: %s", self.namespace, self.name,
+                            self.sandbox.id[:12], problem)
+                self.sandbox.ready = False
         if self.sandbox is not None and not self.sandbox.ready and not deleting:
             await self._replace_sandbox()
         for rec in self.records:
@@ -260,8 +270,9 @@ class PodWorker:
             # written) and wait for the deletion.
             await self._write_status()
             return False
-        if self.sandbox is None:
-            await self._create_sandbox()
+        if self.sandbox is None and not await self._create_sandbox():
+            await self._write_status()
+            return False
         if self.volume_dirs is None:
             try:
                 self.volume_dirs = await self.kubelet.volumes.setup(self.pod)
@@ -312,14 +323,31 @@ class PodWorker:
                 rec.started = rec.started or not spec.get("startupProbe")
                 rec.ready = rec.ready or (rec.started and not spec.get("readinessProbe"))
 
-    async def _create_sandbox(self) -> None:
-        spec = self.pod.get("spec") or {}
-        hostname = spec.get("hostname") or self.name
-        config = SandboxConfig(pod_uid=self.uid, name=self.name, namespace=self.namespace, hostname=hostname[:63],
-                               host_network=bool(spec.get("hostNetwork")),
-                               labels={LABEL_POD_UID: self.uid, LABEL_POD_NAME: self.name,
-                                       LABEL_POD_NAMESPACE: self.namespace})
-        self.sandbox = await self.kubelet.runtime.run_pod_sandbox(config)
+    async def _create_sandbox(self) -> bool:
+        """Make the pod's sandbox; False when it cannot be made now (the pod network is not
+        ready, or the runtime failed: an event says why, and a later pass retries, backing off
+        from 1 s to 30 s)."""
+        not_ready = self.kubelet.network_not_ready(self.pod)
+        if not_ready:
+            if self._sandbox_problem != not_ready:
+                self.kubelet.event(self.pod, "Warning", "NetworkNotReady", not_ready)
+            self._sandbox_problem = not_ready
+            return False
+        not_before, delay = self._sandbox_retry
+        if time.monotonic() < not_before:
+            return False
+        try:
+            config = self.kubelet.sandbox_config(self.pod)
+            self.sandbox = await self.kubelet.runtime.run_pod_sandbox(config)
+        except Exception as e:
+            delay = min(delay * 2, SANDBOX_RETRY_MAX) if delay else 1.0
+            self._sandbox_retry = (time.monotonic() + delay, delay)
+            self._sandbox_problem = f"Failed to create pod sandbox: {e}"
+            self.kubelet.event(self.pod, "Warning", "FailedCreatePodSandBox", self._sandbox_problem)
+            log.warning("pod %s/%s: %s", self.namespace, self.name, self._sandbox_problem)
+            return False
+        self._sandbox_problem, self._sandbox_retry = None, (0.0, 0.0)
+        return True
 
     async def _run_init_containers(self) -> bool:
         """Start the next init container when the one before succeeded; True when all have
@@ -475,6 +503,7 @@ class PodWorker:
             security_context=spec.get("securityContext") or {},
             pod_security_context=(self.pod.get("spec") or {}).get("securityContext") or {},
             resources=spec.get("resources") or {}, tty=bool(spec.get("tty")), stdin=bool(spec.get("stdin")),
+            stdin_once=bool(spec.get("stdinOnce")),
             labels={LABEL_POD_UID: self.uid, LABEL_POD_NAME: self.name, LABEL_POD_NAMESPACE: self.namespace,
                     LABEL_CONTAINER_NAME: rec.name, LABEL_ATTEMPT: str(rec.restart_count)})
 

@@ -1,5 +1,5 @@
-"""The kubelet's HTTPS API (port 10250): ``/containerLogs``, ``/exec`` (WebSocket),
-``/portForward`` (SPDY tunnelled in a WebSocket) and ``/healthz``.
+"""The kubelet's HTTPS API (port 10250): ``/containerLogs``, ``/exec`` and ``/attach``
+(WebSocket), ``/portForward`` (SPDY tunnelled in a WebSocket) and ``/healthz``.
 
 Only the API server calls it (``kubectl logs`` is proxied through ``pods/log``),
 so every request but ``/healthz`` must carry a client certificate signed by
@@ -16,7 +16,18 @@ nanoseconds, as Go's RFC3339Nano prints), ``limitBytes``, ``previous``, and
 ``/exec`` speaks the WebSocket remote-command protocols ``v5.channel.k8s.io`` and
 ``v4.channel.k8s.io``: every binary message starts with its channel (0 stdin,
 1 stdout, 2 stderr, 3 the final Status as JSON, 4 terminal resize); v5 adds
-channel 255, ``[255, n]`` closing channel n (stdin: the client's EOF).
+channel 255, ``[255, n]`` closing channel n (stdin: the client's EOF).  With ``tty``
+the command runs on a new terminal (see :mod:`.runtime.stdio`): its output, stderr
+included, comes on channel 1, and resize messages (``{"Width": W, "Height": H}``)
+set the terminal's size.
+
+``/attach/{namespace}/{pod}/{container}`` speaks the same protocols: the container's
+output from now on (its CRI log followed from the current end, each entry on the
+channel of its stream) and, for a container with ``stdin: true``, channel 0 written
+into its stdin FIFO; with ``stdinOnce`` the runtime closes that stdin when the first
+session that attached it ends.  The session ends with a Success status once the
+container has stopped.  Containers with ``tty: true`` cannot be attached to (the
+runtimes do not run them on a terminal): the session answers that on channel 3.
 
 ``/portForward/{namespace}/{pod}`` speaks ``portforward.k8s.io`` over SPDY/3.1
 carried in WebSocket binary messages (subprotocol ``SPDY/3.1+portforward.k8s.io``,
@@ -46,7 +57,8 @@ from aiohttp import WSMsgType, web
 
 from ..pki import peer_subject
 from . import portforward
-from .crilog import Entry, parse_line
+from .crilog import Entry, parse_line, rotated_logs
+from .runtime.stdio import ExecProcess, open_fifo_writer
 
 log = logging.getLogger(__name__)
 
@@ -344,16 +356,21 @@ class LogFile:
 
 
 def open_logs(path: Path, tail_lines: int | None) -> list[LogFile]:
-    """The files to read, oldest first, positioned for ``tail_lines``: the rotated ``.1``
-    generation too when the current file alone has fewer lines than asked for."""
-    old = rotated(path)
+    """The files to read, oldest first, positioned for ``tail_lines``: the rotated generations
+    still in plain text (``crilog.rotated_logs``: ``<file>.<timestamp>`` as the log manager
+    names them) too, as far back as the newer files have fewer lines than asked for."""
+    olds = rotated_logs(path)
     if tail_lines is None:
-        return [LogFile(old), LogFile(path)] if old.exists() else [LogFile(path)]
+        return [*(LogFile(old) for old in olds), LogFile(path)]
     offset, found = tail_start(path, tail_lines)
-    if found < tail_lines and offset == 0 and old.exists():
-        old_offset, _ = tail_start(old, tail_lines - found)
-        return [LogFile(old, old_offset), LogFile(path)]
-    return [LogFile(path, offset)]
+    files = [LogFile(path, offset)]
+    for old in reversed(olds):
+        if found >= tail_lines or offset != 0:
+            break
+        offset, more = tail_start(old, tail_lines - found)
+        found += more
+        files.insert(0, LogFile(old, offset))
+    return files
 
 
 def read_logs(path: Path, opts: LogOptions) -> bytes:
@@ -385,32 +402,36 @@ class ExecRequest:
     tty: bool
 
 
-@dataclass
-class ExecProcess:
-    """A command started in a container, as the server drives it: pipes (None for streams
-    not asked for; with a TTY, stderr is merged into stdout), its exit code, and optional
-    terminal resize and kill."""
-
-    stdin: asyncio.StreamWriter | None
-    stdout: asyncio.StreamReader | None
-    stderr: asyncio.StreamReader | None
-    wait: Callable[[], Awaitable[int]]
-    resize: Callable[[int, int], None] | None = None  # (width, height)
-    kill: Callable[[], None] | None = None
-
-    @classmethod
-    def from_process(cls, proc: asyncio.subprocess.Process) -> ExecProcess:
-        def kill() -> None:
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-
-        return cls(proc.stdin, proc.stdout, proc.stderr, proc.wait, None, kill)
-
-
 # ExecRequest -> the started command, or None when the container is not there (may be async;
 # may raise to report why it could not start).
 ExecSource = Callable[[ExecRequest], "ExecProcess | Awaitable[ExecProcess | None] | None"]
+
+
+@dataclass
+class AttachRequest:
+    namespace: str
+    pod: str
+    container: str
+    stdin: bool
+    stdout: bool
+    stderr: bool
+    tty: bool
+
+
+@dataclass
+class AttachTarget:
+    """A running container to attach to, as the kubelet finds it."""
+
+    log_path: Path  # its current CRI log file: the output, from its end on
+    running: Callable[[], bool]  # False once it stopped (or was replaced by a restart): the session ends
+    stdin: Path | None = None  # its stdin FIFO; None when it has no stdin (or it was closed)
+    stdin_once: bool = False
+    close_stdin: Callable[[], Awaitable[None]] | None = None  # stdinOnce: after the first session with stdin
+    tty: bool = False  # it runs with ``tty: true``: not supported
+
+
+# AttachRequest -> the container, or None when it is not running here (may be async; may raise).
+AttachSource = Callable[[AttachRequest], "AttachTarget | Awaitable[AttachTarget | None] | None"]
 
 
 def exec_status(command: list[str], code: int | None, error: str = "") -> dict:
@@ -437,12 +458,14 @@ class KubeletServer:
     def __init__(self, log_source: LogSource, *, host: str = "0.0.0.0", port: int = 10250,
                  cert: Path | str, key: Path | str, client_ca: Path | str,
                  is_running: IsRunning | None = None, exec_source: ExecSource | None = None,
+                 attach_source: AttachSource | None = None,
                  port_forward_target: PortForwardTarget | None = None,
                  allowed_users: Collection[str] = (KUBELET_CLIENT_CN,),
                  allowed_groups: Collection[str] = ("system:masters",)):
         self.log_source = log_source
         self.is_running = is_running
         self.exec_source = exec_source
+        self.attach_source = attach_source
         self.port_forward_target = port_forward_target
         self.host, self.port = host, port
         self.cert, self.key, self.client_ca = Path(cert), Path(key), Path(client_ca)
@@ -467,6 +490,7 @@ class KubeletServer:
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._container_logs)
         app.router.add_route("*", "/exec/{namespace}/{pod}/{container}", self._exec)
+        app.router.add_route("*", "/attach/{namespace}/{pod}/{container}", self._attach)
         app.router.add_route("*", "/portForward/{namespace}/{pod}", self._port_forward)
         app.router.add_route("*", "/portForward/{namespace}/{pod}/{uid}", self._port_forward)
         return app
@@ -588,33 +612,34 @@ class KubeletServer:
                 lf.close()
 
 
-    async def _exec(self, request: web.Request) -> web.StreamResponse:
-        if request.method not in ("GET", "POST"):
-            return web.Response(status=405, text="only GET and POST are allowed")
-        if self.exec_source is None:
-            return web.Response(status=404, text="exec is not supported by this kubelet")
-        q = request.query
-
-        def flag(name: str) -> bool:
-            return q.get(name, "").lower() in ("true", "1")
-
-        command = q.getall("command", [])
-        if not command:
-            return web.Response(status=400, text="you must specify at least 1 command")
-        req = ExecRequest(request.match_info["namespace"], request.match_info["pod"],
-                          request.match_info["container"], command, flag("input") or flag("stdin"),
-                          flag("output") or flag("stdout"), flag("error") or flag("stderr"), flag("tty"))
-        if not (req.stdin or req.stdout or req.stderr):
-            return web.Response(status=400, text="you must specify at least one of stdin, stdout, stderr")
+    async def _upgrade(self, request: web.Request, command: list[str]) -> web.WebSocketResponse | web.Response:
+        """The WebSocket of an exec or attach session, or the refusal (an HTTP error, or the
+        Status on channel 3 when no subprotocol fits)."""
         ws = web.WebSocketResponse(protocols=EXEC_PROTOCOLS, heartbeat=None, max_msg_size=0)
         if not ws.can_prepare(request).ok:
             return web.Response(status=400, text=f"WebSocket upgrade ({', '.join(EXEC_PROTOCOLS)}) required; "
                                                  "SPDY is not supported")
         await ws.prepare(request)
         if ws.ws_protocol is None:
-            await ws.send_bytes(bytes([ERROR]) + json.dumps(exec_status(command, None, (
-                f"none of the offered subprotocols is supported; use one of {list(EXEC_PROTOCOLS)}"))).encode())
-            await ws.close()
+            await _fail(ws, command, f"none of the offered subprotocols is supported; use one of "
+                                     f"{list(EXEC_PROTOCOLS)}")
+        return ws
+
+    async def _exec(self, request: web.Request) -> web.StreamResponse:
+        if request.method not in ("GET", "POST"):
+            return web.Response(status=405, text="only GET and POST are allowed")
+        if self.exec_source is None:
+            return web.Response(status=404, text="exec is not supported by this kubelet")
+        q = request.query
+        command = q.getall("command", [])
+        if not command:
+            return web.Response(status=400, text="you must specify at least 1 command")
+        req = ExecRequest(request.match_info["namespace"], request.match_info["pod"],
+                          request.match_info["container"], command, *_stream_flags(q))
+        if not (req.stdin or req.stdout or req.stderr):
+            return web.Response(status=400, text="you must specify at least one of stdin, stdout, stderr")
+        ws = await self._upgrade(request, command)
+        if not isinstance(ws, web.WebSocketResponse) or ws.closed:
             return ws
         # Kubernetes' stream server announces readiness with an empty frame on the first output channel.
         await ws.send_bytes(bytes([STDOUT if req.stdout else STDERR if req.stderr else ERROR]))
@@ -627,8 +652,7 @@ class KubeletServer:
             error = "" if proc is not None else (f'container "{req.container}" in pod "{req.pod}" is not '
                                                  "available")
         if proc is None:
-            await ws.send_bytes(bytes([ERROR]) + json.dumps(exec_status(command, None, error)).encode())
-            await ws.close()
+            await _fail(ws, command, error)
             return ws
         await self._run_exec(ws, req, proc)
         return ws
@@ -654,10 +678,12 @@ class KubeletServer:
                         proc.stdin.write(data)
                         await proc.stdin.drain()
                 elif channel == RESIZE and proc.resize is not None:
-                    with contextlib.suppress(ValueError, KeyError, TypeError):
-                        size = json.loads(data)
-                        proc.resize(int(size["Width"]), int(size["Height"]))
+                    size = _terminal_size(data)
+                    if size is not None:
+                        proc.resize(*size)
                 elif channel == CLOSE and data[:1] == bytes([STDIN]):
+                    # With a terminal only our writing ends: the command gets no EOF (as with
+                    # containerd), the terminal stays until the command is done.
                     await close_stdin()
             # The client is gone (or closed): stdin ends; a command still running is killed.
             await close_stdin()
@@ -679,8 +705,113 @@ class KubeletServer:
             await asyncio.gather(*outputs, reader, return_exceptions=True)
             if proc.kill is not None:
                 proc.kill()
+            if proc.close is not None:
+                proc.close()
             await ws.close()
 
+    async def _attach(self, request: web.Request) -> web.StreamResponse:
+        if request.method not in ("GET", "POST"):
+            return web.Response(status=405, text="only GET and POST are allowed")
+        if self.attach_source is None:
+            return web.Response(status=404, text="attach is not supported by this kubelet")
+        req = AttachRequest(request.match_info["namespace"], request.match_info["pod"],
+                            request.match_info["container"], *_stream_flags(request.query))
+        if not (req.stdin or req.stdout or req.stderr):
+            return web.Response(status=400, text="you must specify at least one of stdin, stdout, stderr")
+        ws = await self._upgrade(request, [])
+        if not isinstance(ws, web.WebSocketResponse) or ws.closed:
+            return ws
+        await ws.send_bytes(bytes([STDOUT if req.stdout else STDERR if req.stderr else ERROR]))
+        error = ""
+        try:
+            found = self.attach_source(req)
+            target = await found if inspect.isawaitable(found) else found
+        except Exception as e:
+            target, error = None, str(e) or type(e).__name__
+        if target is None:
+            error = error or f'container "{req.container}" in pod "{req.pod}" is not running'
+        elif target.tty:
+            error = (f'cannot attach to container "{req.container}" in pod "{req.pod}": it runs with tty: true, '
+                     "and containers with a terminal are not supported by this kubelet")
+        if target is None or error:
+            await _fail(ws, [], error)
+            return ws
+        self.active_streams += 1
+        try:
+            await self._run_attach(request, ws, req, target)
+        finally:
+            self.active_streams -= 1
+        return ws
+
+    async def _run_attach(self, request: web.Request, ws: web.WebSocketResponse, req: AttachRequest,
+                          target: AttachTarget) -> None:
+        stdin = open_fifo_writer(target.stdin) if req.stdin and target.stdin is not None else None
+        once = stdin is not None and target.stdin_once and target.close_stdin is not None
+
+        async def end_stdin() -> None:
+            """This session's input is over; with stdinOnce so is the container's (as
+            containerd closes it at the attach stream's EOF)."""
+            nonlocal stdin, once
+            if stdin is not None:
+                stdin.close()
+                stdin = None
+            if once:
+                once = False
+                assert target.close_stdin is not None
+                try:
+                    await target.close_stdin()
+                except Exception as e:  # the container may be gone already
+                    log.debug("attach %s/%s/%s: closing stdin: %s", req.namespace, req.pod, req.container, e)
+
+        async def from_client() -> None:
+            async for msg in ws:
+                if msg.type != WSMsgType.BINARY or not msg.data:
+                    continue
+                channel, data = msg.data[0], msg.data[1:]
+                if channel == STDIN and stdin is not None and data:
+                    try:
+                        stdin.write(data)
+                        await stdin.drain()
+                    except ConnectionError:  # nothing reads it any more: the container is gone
+                        await end_stdin()
+                elif channel == CLOSE and data[:1] == bytes([STDIN]):
+                    await end_stdin()
+
+        async def to_client() -> None:
+            lf = LogFile(target.log_path, _file_size(target.log_path))
+            try:
+                while True:
+                    entries = lf.read()
+                    if not entries:
+                        if lf.replaced():  # rotated: the rest of the old file, then the new one
+                            await _send_entries(ws, req, lf.read(final=True))
+                            lf.reopen()
+                            continue
+                        transport = request.transport
+                        if self._stopping.is_set() or transport is None or transport.is_closing():
+                            return  # (a client gone while its input waits for the container to read)
+                        if not target.running():
+                            await _send_entries(ws, req, lf.read(final=True))
+                            return
+                        await asyncio.sleep(POLL_INTERVAL)
+                        continue
+                    await _send_entries(ws, req, entries)
+            finally:
+                lf.close()
+
+        output = asyncio.create_task(to_client())
+        reader = asyncio.create_task(from_client())
+        try:
+            await asyncio.wait((output, reader), return_when=asyncio.FIRST_COMPLETED)
+            if output.done() and output.exception() is None and not self._stopping.is_set():
+                with contextlib.suppress(ConnectionError):  # the container ended: so does the session
+                    await ws.send_bytes(bytes([ERROR]) + json.dumps(exec_status([], 0)).encode())
+        finally:
+            for t in (output, reader):
+                t.cancel()
+            await asyncio.gather(output, reader, return_exceptions=True)
+            await end_stdin()
+            await ws.close()
 
     async def _port_forward(self, request: web.Request) -> web.StreamResponse:
         if request.method not in ("GET", "POST"):
@@ -721,11 +852,62 @@ class KubeletServer:
         return ws
 
 
+def _stream_flags(q: Mapping[str, str]) -> tuple[bool, bool, bool, bool]:
+    """(stdin, stdout, stderr, tty) of an exec or attach request (kubectl's and the client
+    libraries' names for them)."""
+
+    def flag(name: str) -> bool:
+        return q.get(name, "").lower() in ("true", "1")
+
+    return (flag("input") or flag("stdin"), flag("output") or flag("stdout"), flag("error") or flag("stderr"),
+            flag("tty"))
+
+
+def _terminal_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of a resize message (``{"Width": W, "Height": H}``); None if it is not one."""
+    try:
+        size = json.loads(data)
+        return int(size["Width"]), int(size["Height"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+async def _fail(ws: web.WebSocketResponse, command: list[str], error: str) -> None:
+    with contextlib.suppress(ConnectionError):
+        await ws.send_bytes(bytes([ERROR]) + json.dumps(exec_status(command, None, error)).encode())
+    await ws.close()
+
+
+async def _send_entries(ws: web.WebSocketResponse, req: AttachRequest, entries: list[Entry]) -> None:
+    """Log entries as the output of an attach session: each on its stream's channel, as the
+    container wrote it (partial entries included)."""
+    out, err = req.stdout, req.stderr
+    chunks: list[tuple[int, bytearray]] = []
+    for e in entries:
+        channel = STDOUT if e.stream == "stdout" else STDERR
+        if not (out if channel == STDOUT else err) or not e.content:
+            continue
+        if chunks and chunks[-1][0] == channel:
+            chunks[-1][1].extend(e.content)  # one message for a run of one stream
+        else:
+            chunks.append((channel, bytearray(e.content)))
+    for channel, data in chunks:
+        await ws.send_bytes(bytes([channel]) + data)
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
 def _size(lf: LogFile) -> int:
     assert lf.f is not None
     return os.fstat(lf.f.fileno()).st_size
 
 
-__all__ = ["EXEC_PROTOCOLS", "Assembler", "ExecProcess", "ExecRequest", "ExecSource", "IsRunning",
+__all__ = ["EXEC_PROTOCOLS", "Assembler", "AttachRequest", "AttachSource", "AttachTarget", "ExecProcess",
+           "ExecRequest", "ExecSource", "IsRunning",
            "KubeletServer", "Line", "LogOptions", "LogOptionsError", "LogSource", "PortForwardTarget", "Renderer",
            "exec_status", "parse_time_ns", "read_logs", "rfc3339nano", "rotated", "tail_start"]

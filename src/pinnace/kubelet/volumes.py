@@ -747,11 +747,12 @@ def _mounts_under(root: Path) -> list[str]:
 
 
 async def _run(*argv: str) -> None:
-    proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.PIPE)
-    _, err = await proc.communicate()
-    if proc.returncode != 0:
-        raise OSError(f"{' '.join(argv)}: {err.decode(errors='replace').strip() or proc.returncode}")
+    # vfork + pidfd: asyncio's subprocesses fork the whole agent under uvloop (>10 ms each).
+    from .runtime.runc import run_process
+
+    rc, _, err = await run_process(list(argv), timeout=60.0, kill_on_cancel=False)  # a mount finishes
+    if rc != 0:
+        raise OSError(f"{' '.join(argv)}: {err.decode(errors='replace').strip() or rc}")
 
 
 __all__ = ["DATA_KINDS", "DEFAULT_MODE", "PLUGIN_DIRS", "AtomicWriter", "FileProjection", "VolumeError",

@@ -1,5 +1,5 @@
 """Container runtimes for the kubelet: ``ocispec`` (pod container -> OCI config.json) and ``runc``.
 
-Kept import-free: the runc shim runs as ``python -m pinnace.kubelet.runtime.runc`` and
-should start fast.
+Kept import-free: :mod:`.shim` (the runc shim, stdlib only) is also imported by the kubelet's
+CRI log code through this package.
 """

@@ -11,11 +11,12 @@ runs what it is told and reports what happened.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
+
+from .stdio import ExecProcess
 
 # Labels every container carries, so a restarted kubelet can find its containers.
 LABEL_POD_UID = "io.kubernetes.pod.uid"
@@ -37,6 +38,16 @@ class SandboxConfig:
     hostname: str
     host_network: bool = False
     labels: dict[str, str] = field(default_factory=dict)
+    # CRI's DNSConfig for resolv.conf ({"servers", "searches", "options"}); None: a copy of the
+    # host's resolv.conf.
+    dns: dict[str, list[str]] | None = None
+    # /etc/hosts: the pod's DNS domain (``<subdomain>.<ns>.svc.<cluster domain>``: the hostname
+    # line gets the FQDN) and spec.hostAliases.
+    domain: str = ""
+    host_aliases: list[dict[str, Any]] = field(default_factory=list)
+    # hostPorts, in CNI's portMappings form: {"hostPort", "containerPort", "protocol" (lower
+    # case), "hostIP"}.
+    port_mappings: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -45,6 +56,7 @@ class Sandbox:
     config: SandboxConfig
     ip: str | None = None
     # Paths of namespaces containers of this pod join (runc); None for the process runtime.
+    # netns_path None on runc: the node's network (hostNetwork, or no pod network).
     netns_path: str | None = None
     ipc_path: str | None = None
     uts_path: str | None = None
@@ -76,7 +88,8 @@ class ContainerConfig:
     pod_security_context: dict[str, Any] = field(default_factory=dict)
     resources: dict[str, Any] = field(default_factory=dict)
     tty: bool = False
-    stdin: bool = False
+    stdin: bool = False  # the container reads a FIFO kubectl attach writes into (``stdin`` in the pod spec)
+    stdin_once: bool = False  # stdin closes (EOF) when the first attach session ends (``stdinOnce``)
     labels: dict[str, str] = field(default_factory=dict)
 
 
@@ -142,11 +155,17 @@ class ContainerRuntime(Protocol):
         TimeoutError after ``timeout`` seconds (0: no limit, as CRI's ExecSync)."""
 
     async def exec_process(self, container_id: str, cmd: list[str], *, tty: bool = False,
-                           stdin: bool = False) -> asyncio.subprocess.Process:
-        """Start ``cmd`` inside the running container with pipes for ``kubectl exec``
-        (stdin only when asked; with ``tty`` stderr is merged into stdout)."""
+                           stdin: bool = False) -> ExecProcess:
+        """Start ``cmd`` inside the running container for ``kubectl exec``: with pipes
+        (stdin only when asked), or with ``tty`` on a new terminal (output on stdout only,
+        resizable)."""
+
+    async def reopen_container_log(self, container_id: str) -> None:
+        """CRI's ReopenContainerLog: the container's log file was renamed away (rotation);
+        write to a new file at its path from now on.  Raises RuntimeError_ when the
+        container's output cannot be redirected (it is not running)."""
 
 
 __all__ = ["LABEL_ATTEMPT", "LABEL_CONTAINER_NAME", "LABEL_POD_NAME", "LABEL_POD_NAMESPACE", "LABEL_POD_UID",
-           "ContainerConfig", "ContainerRuntime", "ContainerStatus", "ExecResult", "Mount", "RuntimeError_",
-           "Sandbox", "SandboxConfig", "State"]
+           "ContainerConfig", "ContainerRuntime", "ContainerStatus", "ExecProcess", "ExecResult", "Mount",
+           "RuntimeError_", "Sandbox", "SandboxConfig", "State"]

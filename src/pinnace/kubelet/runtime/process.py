@@ -21,14 +21,18 @@ isolation**: no namespaces, no cgroups, no rootfs, no users.  What that means:
   killed, as the kernel does when a pid namespace's init exits.  Processes that
   leave the group (``setsid``) escape.
 - security_context, resources, tty (no pty; with ``tty`` stderr goes to the stdout
-  stream, as with a terminal) are ignored.
+  stream, as with a terminal) are ignored.  ``kubectl exec -t`` does get a terminal: a
+  new pty, the command's controlling terminal.
 
 stdout/stderr go through FIFOs in the container's state directory, which the child
 holds open read-write: if the kubelet dies the container does not get SIGPIPE, its
 output waits in the FIFO (64 KiB, then writes block) until a restarted kubelet
 re-attaches and pumps it into the CRI log (:func:`pinnace.kubelet.crilog.pump`).
-stdin is /dev/null, or a pipe with ``config.stdin`` (which nothing writes to yet,
-and which a restarted kubelet cannot re-open: the process then reads EOF).
+stdin is /dev/null, or with ``config.stdin`` the FIFO ``<id>/stdin`` that ``kubectl
+attach`` writes into (:meth:`ProcessRuntime.stdin_path`).  The process holds it
+read-write, so it never reads EOF; with ``stdin_once`` it holds only a read end and this
+runtime the write end, which :meth:`ProcessRuntime.close_stdin` closes after the first
+attach session: then it reads EOF (and so it does when the kubelet dies).
 
 State survives a kubelet restart: ``<state_dir>/containers/<id>/state.json`` holds the
 config, pid and (once seen) the exit status.  A restarted kubelet sees a live process
@@ -71,6 +75,7 @@ from pinnace.kubelet.runtime.base import (
     SandboxConfig,
     State,
 )
+from pinnace.kubelet.runtime.stdio import ExecProcess, set_controlling_terminal, terminal_process
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +225,7 @@ class _Live:
     exited: asyncio.Event = field(default_factory=asyncio.Event)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     stopping: bool = False
+    stdin_writer: int | None = None  # with stdin_once: the FIFO's write end, until close_stdin
 
 
 class ProcessRuntime:
@@ -328,7 +334,7 @@ class ProcessRuntime:
         env.setdefault("PATH", os.environ.get("PATH", os.defpath))
         d = self._dir(cid)
         d.mkdir(mode=0o700)  # state.json holds the env, which may carry Secrets
-        for stream in ("stdout", "stderr"):
+        for stream in ("stdout", "stderr", *(("stdin",) if config.stdin else ())):
             os.mkfifo(d / stream, 0o600)
         self._save(_Record(id=cid, sandbox_id=sandbox.id, config=config, workdir=workdir, own_workdir=own,
                            env=env, created_at=time.time()))
@@ -350,13 +356,17 @@ class ProcessRuntime:
             live.pumps.append(await self._pump(d / "stderr", cfg.log_path, "stderr"))
         out_fd = os.open(d / "stdout", os.O_RDWR)
         err_fd = out_fd if cfg.tty else os.open(d / "stderr", os.O_RDWR)
+        in_fd: int | None = None
+        if cfg.stdin:
+            if cfg.stdin_once:  # our write end first: opening the read end then does not block
+                live.stdin_writer = os.open(d / "stdin", os.O_RDWR | os.O_CLOEXEC)
+            in_fd = os.open(d / "stdin", os.O_RDONLY if cfg.stdin_once else os.O_RDWR)
         try:
             if not cfg.args:
                 raise RuntimeError_("no command specified")
             live.proc = await asyncio.create_subprocess_exec(
                 *cfg.args, cwd=rec.workdir, env=rec.env, start_new_session=True,
-                stdin=asyncio.subprocess.PIPE if cfg.stdin else asyncio.subprocess.DEVNULL,
-                stdout=out_fd, stderr=err_fd)
+                stdin=asyncio.subprocess.DEVNULL if in_fd is None else in_fd, stdout=out_fd, stderr=err_fd)
         except (OSError, RuntimeError_) as e:
             message = _exec_error(cfg.args[0], e) if isinstance(e, OSError) else str(e)
             for t in live.pumps:
@@ -370,6 +380,10 @@ class ProcessRuntime:
             os.close(out_fd)
             if err_fd != out_fd:
                 os.close(err_fd)
+            if in_fd is not None:
+                os.close(in_fd)
+            if live.proc is None:
+                _close_stdin(live)
         rec.state, rec.started_at = "running", time.time()
         rec.pid, rec.proc_start, rec.boot_id = live.proc.pid, _proc_start(live.proc.pid), _BOOT_ID
         self._save(rec)  # before the reaper can record the exit
@@ -398,8 +412,7 @@ class ProcessRuntime:
             finished = time.time()
             # The rest of the container dies with its main process, as in a pid namespace.
             _killpg(live.proc.pid, signal.SIGKILL)
-            if live.proc.stdin is not None:
-                live.proc.stdin.close()
+            _close_stdin(live)
             await _drain(live.pumps)  # the log is complete before the status says exited
             rec = self._load(container_id)
             if rec is not None:
@@ -547,18 +560,57 @@ class ProcessRuntime:
         return ExecResult(exit_code=_exit_code(proc.returncode), stdout=out, stderr=err)
 
     async def exec_process(self, container_id: str, cmd: list[str], *, tty: bool = False,
-                           stdin: bool = False) -> asyncio.subprocess.Process:
-        """``kubectl exec``: ``cmd`` beside the container's process, with pipes (no real
-        terminal: with ``tty`` stderr joins stdout)."""
+                           stdin: bool = False) -> ExecProcess:
+        """``kubectl exec``: ``cmd`` beside the container's process, in a session of its own,
+        with pipes -- or with ``tty`` on a new pty that is its controlling terminal (``TERM``
+        set as containerd does).  ``kill`` kills its process group."""
         rec = self._running(container_id, cmd)
+        if not tty:
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *cmd, cwd=rec.workdir, env=rec.env, start_new_session=True,
+                    stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            except OSError as e:
+                raise RuntimeError_(_exec_error(cmd[0], e)) from e
+            handle = ExecProcess.from_process(proc)
+            handle.kill = lambda: _kill_group(proc)
+            return handle
+        master, slave = os.openpty()
         try:
-            return await asyncio.create_subprocess_exec(
-                *cmd, cwd=rec.workdir, env=rec.env, start_new_session=True,
-                stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT if tty else asyncio.subprocess.PIPE)
+            proc = await asyncio.create_subprocess_exec(
+                *cmd, cwd=rec.workdir, env={**rec.env, "TERM": "xterm"}, start_new_session=True,
+                stdin=slave, stdout=slave, stderr=slave, preexec_fn=set_controlling_terminal)
         except OSError as e:
+            os.close(master)
             raise RuntimeError_(_exec_error(cmd[0], e)) from e
+        finally:
+            os.close(slave)  # the command's now: its end of file is when it (and its children) close it
+
+        async def wait() -> int:
+            return _exit_code(await proc.wait())
+
+        return await terminal_process(master, wait, stdin=stdin, kill=lambda: _kill_group(proc))
+
+    def stdin_path(self, container_id: str) -> Path | None:
+        """The FIFO that is the container's stdin, for ``kubectl attach`` to write into; None
+        when it has none (``stdin`` unset in its spec) or it was closed (``stdinOnce``)."""
+        path = self._dir(container_id) / "stdin"
+        return path if path.exists() else None
+
+    async def close_stdin(self, container_id: str) -> None:
+        """``stdinOnce``: the first attach session ended.  The container reads EOF (once the
+        session's own write end is closed too); later attach sessions get no stdin."""
+        (self._dir(container_id) / "stdin").unlink(missing_ok=True)
+        live = self._live.get(container_id)
+        if live is not None:
+            _close_stdin(live)
+
+    async def reopen_container_log(self, container_id: str) -> None:
+        """CRI's ReopenContainerLog (log rotation): the log pumps write a new file at the path."""
+        rec = self._must_load(container_id)
+        if container_id not in self._live or not crilog.reopen(rec.config.log_path):
+            raise RuntimeError_(f"container {container_id} is not running: no log to reopen")
 
     async def close(self) -> None:
         """Stop watching (the kubelet shuts down); the containers keep running and a new
@@ -569,6 +621,18 @@ class ProcessRuntime:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _close_stdin(live: _Live) -> None:
+    if live.stdin_writer is not None:
+        os.close(live.stdin_writer)
+        live.stdin_writer = None
+
+
+def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    """SIGKILL an exec'd command and what it started (its own process group)."""
+    if proc.returncode is None:
+        _killpg(proc.pid, signal.SIGKILL)
 
 
 async def _drain(pumps: list[asyncio.Task[None]]) -> None:

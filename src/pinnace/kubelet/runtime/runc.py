@@ -5,49 +5,68 @@ init and exits, so init is re-parented to the nearest *child subreaper* -- or to
 PID 1, and then nobody can learn its exit code. ``runc run`` in the foreground
 would give us the status but destroys the container (and its cgroup, with the
 OOM counter) the moment it exits, and has no create/start split. So we do what
-containerd-shim does, in a few lines of Python: :meth:`Runc.create` starts
-``python -m pinnace.kubelet.runtime.runc`` (the shim) in its own session; the shim
-makes itself a subreaper (PR_SET_CHILD_SUBREAPER), runs ``runc create`` with the
-container's stdio passed through to the log files (runc's "detached
-pass-through" mode: no copying process, the container writes the files itself),
-reports the init pid, then waits for init and writes ``exit.json`` (exit code,
+containerd-shim does, in a small Python program (:mod:`.shim`, stdlib only):
+:meth:`Runc.create` starts it in its own session; the shim makes itself a
+subreaper, runs ``runc create``, reports the init pid, copies the container's
+output into its log, then waits for init and writes ``exit.json`` (exit code,
 signal, and whether the cgroup's ``oom_kill`` counter moved) before exiting.
 The shim outlives the kubelet, so a restarted kubelet still finds the status.
 
-With ``log_format="cri"`` the container's stdout/stderr are pipes instead, which the
-shim copies into the log file(s) in the CRI log format (:mod:`pinnace.kubelet.crilog`)
+Start-up cost matters (one shim per container and per pod sandbox).  A shim is forked
+by the *shim server* (``shim.py --serve``, one per :class:`Runc`, started on the first
+create and gone when its control socket closes): a fork costs ~1 ms where a new
+interpreter costs ~15 ms of CPU.  Without the server (``shim_server=False``, or when it
+cannot be started) each shim is a program of its own, ``python -I -S shim.py`` -- by
+path, isolated, without ``site``, builtin modules only: ~20 ms instead of the ~150 ms
+of an interpreter that imports asyncio and the package.  Either way the shim is its own
+session and outlives the kubelet.  Processes are started with ``subprocess.Popen``
+(vfork) and awaited on pidfds: asyncio's subprocesses under uvloop fork the whole
+agent, >10 ms of the event loop each.
+
+With ``log_format="raw"`` the container's stdout/stderr are the log files themselves
+(runc's "detached pass-through" mode: no copying process).  With ``log_format="cri"``
+they are pipes, which the shim copies into the log file(s) in the CRI log format
 until init has exited and the pipes are drained -- so logs keep flowing while no
-kubelet runs. The price: a container writing after the shim was killed gets SIGPIPE
-(as with containerd-shim).
+kubelet runs, and :meth:`Runc.reopen_log` can make the shim reopen a rotated log
+(``SIGUSR1``).  The price: a container writing after the shim was killed gets
+SIGPIPE (as with containerd-shim).  ``stdin``: a FIFO (made by the caller) that the
+shim opens read-write and gives the container as its stdin.
 
 State: runc's own under ``<data_dir>/runc/state`` (``--root``); the shims' under
-``<data_dir>/runc/shims/<id>`` (init.pid, exit.json, runc.log). cgroups use the
-cgroupfs driver (no ``--systemd-cgroup``), so ``cgroupsPath`` is a path on v1 and v2.
+``<data_dir>/runc/shims/<id>`` (shim.json: its parameters, shim.pid, init.pid, exit.json,
+runc.log, shim.log).  :attr:`Runc.on_exit` hears of each exit of a shim this instance
+started (pod lifecycle events for the kubelet).
+cgroups use the cgroupfs driver (no ``--systemd-cgroup``), so ``cgroupsPath`` is a
+path on v1 and v2.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
+import logging
 import os
 import re
 import shutil
 import signal as _signal
+import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from . import shim as _shim_module
+from .shim import UNKNOWN_EXIT_CODE
+from .shim import runc_message as _runc_message
+
 _ID_RE = re.compile(r"^[\w+.-]+$")  # runc's container id rule
-_LOGFMT_MSG = re.compile(r'msg="((?:[^"\\]|\\.)*)"')
-PR_SET_CHILD_SUBREAPER = 36
-UNKNOWN_EXIT_CODE = 255  # what containerd reports when the status was lost
-DRAIN_TIMEOUT = 2.0  # after init exited, how long a stray holder of the log pipes may keep them
+SHIM = Path(_shim_module.__file__).resolve()
 LogFormat = Literal["raw", "cri"]
+log = logging.getLogger(__name__)
 
 
 class RuncError(Exception):
@@ -118,56 +137,216 @@ def _own_cgroups(pid: int | str) -> dict[str, str]:
     return out
 
 
-def _oom_counter_file(pid: int) -> Path | None:
-    """The file counting the OOM kills in ``pid``'s memory cgroup (read while it lives)."""
-    cg = _own_cgroups(pid)
-    if "memory" in cg:  # v1 (kernel >= 4.13 has oom_kill in memory.oom_control)
-        return Path("/sys/fs/cgroup/memory") / cg["memory"].lstrip("/") / "memory.oom_control"
-    if "" in cg and Path("/sys/fs/cgroup/cgroup.controllers").exists():
-        return Path("/sys/fs/cgroup") / cg[""].lstrip("/") / "memory.events"
-    return None
+# ---- processes ------------------------------------------------------------------------------
+# The kubelet starts hundreds of short processes (runc, shims).  asyncio's subprocess API under
+# uvloop forks, which for a ~100 MB agent takes >10 ms of the event loop per process;
+# subprocess.Popen uses vfork() (~1 ms).  So: Popen, pipes read through the event loop, and
+# the exit awaited on a pidfd (no thread per child, which asyncio's child watcher would use).
 
 
-def _oom_kills(path: Path | None) -> int:
-    if path is None:
-        return 0
+async def wait_pid(pid: int, reap: Callable[[], int | None] | None = None) -> int | None:
+    """Wait until process ``pid`` has exited (any process, not only a child: a pidfd).
+    ``reap`` (e.g. Popen.poll) is called each time the pidfd fires and its result returned
+    once not None; without it, returns None when the process is gone."""
+    check = reap or (lambda: None)
+    result = check()
+    if result is not None:
+        return result
     try:
-        for line in path.read_text().splitlines():
-            key, _, value = line.partition(" ")
-            if key == "oom_kill":
-                return int(value)
-    except (OSError, ValueError):
-        pass
-    return 0
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return check()  # gone already (reaped, or never ours)
+    except (AttributeError, OSError):  # no pidfds (Linux < 5.3): poll
+        while _pid_exists(pid) and (result := check()) is None:  # noqa: ASYNC110 (nothing to await)
+            await asyncio.sleep(0.05)
+        return result if result is not None else check()
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            fired = loop.create_future()
+            loop.add_reader(fd, lambda f=fired: f.done() or f.set_result(None))
+            try:
+                await fired
+            finally:
+                loop.remove_reader(fd)
+            result = check()
+            if result is not None or reap is None:
+                return result
+    finally:
+        os.close(fd)
 
 
-def _runc_message(stderr: str) -> str:
-    """runc's last error line, from its logrus text (``msg="..."``) or JSON log output."""
-    for line in reversed(stderr.strip().splitlines()):
-        with contextlib.suppress(ValueError):
-            entry = json.loads(line)
-            if isinstance(entry, dict) and entry.get("level") in ("error", "fatal"):
-                return str(entry.get("msg", line))
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+async def _readable(fd: int) -> None:
+    """Wait until ``fd`` (non-blocking) has data or EOF, through the event loop's readers
+    (uvloop's pipe transports close descriptors they do not own, so none are used here)."""
+    loop = asyncio.get_running_loop()
+    ready = loop.create_future()
+    loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+    try:
+        await ready
+    finally:
+        loop.remove_reader(fd)
+
+
+async def read_all(fd: int) -> bytes:
+    """Everything from the non-blocking ``fd`` until EOF."""
+    buf = bytearray()
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            await _readable(fd)
             continue
-        m = _LOGFMT_MSG.search(line)
-        if m and ("level=error" in line or "level=fatal" in line):
-            return m.group(1).replace('\\"', '"')
-        if line.strip():
-            return line.strip()
-    return stderr.strip()
+        if not chunk:
+            return bytes(buf)
+        buf += chunk
 
+
+class LineReader:
+    """Lines from a non-blocking descriptor (which it does not close)."""
+
+    def __init__(self, fd: int):
+        self.fd, self.buf = fd, b""
+
+    async def readline(self) -> bytes:
+        """The next line with its newline; at EOF what is left (b"" at the end)."""
+        while b"\n" not in self.buf:
+            try:
+                chunk = os.read(self.fd, 65536)
+            except BlockingIOError:
+                await _readable(self.fd)
+                continue
+            if not chunk:
+                line, self.buf = self.buf, b""
+                return line
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line + b"\n"
+
+
+class Process:
+    """A child process: started with :class:`subprocess.Popen` (vfork), awaited on a pidfd.
+    ``capture``: the standard streams (1 stdout, 2 stderr) to read through pipes (our
+    non-blocking read ends in ``pipes``)."""
+
+    def __init__(self, argv: list[str], *, capture: tuple[int, ...] = (), stderr: int | None = None,
+                 stdin: int | None = None, new_session: bool = False):
+        self.pipes: dict[int, int] = {}  # stream -> our (non-blocking) read end
+        ends: dict[int, int] = {}
+        try:
+            for stream in capture:
+                self.pipes[stream], ends[stream] = os.pipe()
+                os.set_blocking(self.pipes[stream], False)
+            self.popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL if stdin is None else stdin,
+                                          stdout=ends.get(1), stderr=ends.get(2, stderr),
+                                          start_new_session=new_session)
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            for fd in ends.values():
+                os.close(fd)
+        self.pid = self.popen.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.returncode
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None  # (reaps it once it has exited: no zombie)
+
+    async def wait(self) -> int | None:
+        return await wait_pid(self.pid, self.popen.poll)
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.popen.kill()
+
+    async def read(self, stream: int) -> bytes:
+        """What the child writes to ``stream`` until EOF, without blocking the event loop."""
+        return await read_all(self.pipes[stream])
+
+    def close(self, *streams: int) -> None:
+        """Close our ends of the pipes (all by default)."""
+        for stream in streams or list(self.pipes):
+            fd = self.pipes.pop(stream, None)
+            if fd is not None:
+                os.close(fd)
+
+
+class ForeignProcess:
+    """A process that is not our child (a shim the shim server forked): watched on a pidfd."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.returncode: int | None = None  # not ours to learn
+
+    def alive(self) -> bool:
+        return _pid_exists(self.pid)
+
+    async def wait(self) -> None:
+        await wait_pid(self.pid)
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, _signal.SIGKILL)
+
+
+ShimProcess = Process | ForeignProcess
+
+
+async def run_process(argv: list[str], timeout: float, *, kill_on_cancel: bool = True) -> tuple[int, bytes, bytes]:
+    """Run ``argv`` to its end: (exit code, stdout, stderr).  Killed on timeout, and on
+    cancellation unless ``kill_on_cancel`` is false (e.g. an ``umount`` should finish even
+    when the kubelet shuts down meanwhile)."""
+    proc = Process(argv, capture=(1, 2))
+    try:
+        async with asyncio.timeout(timeout):
+            out, err = await asyncio.gather(proc.read(1), proc.read(2))
+            rc = await proc.wait()
+            assert rc is not None
+    except BaseException as e:
+        if kill_on_cancel or not isinstance(e, asyncio.CancelledError):
+            proc.kill()
+            await asyncio.shield(proc.wait())
+        raise
+    finally:
+        proc.close()
+    return rc, out, err
 
 class Runc:
     """runc with state under ``data_dir``; every method is a coroutine except the helpers."""
 
-    def __init__(self, data_dir: Path | str, binary: str = "runc", *, timeout: float = 60.0):
+    def __init__(self, data_dir: Path | str, binary: str = "runc", *, timeout: float = 60.0,
+                 shim_server: bool = True):
+        """``shim_server``: fork the shims from one long-lived shim server (fast) rather than
+        start each as a program of its own."""
         self.binary = shutil.which(binary) or binary
         base = Path(data_dir) / "runc"
         self.root = base / "state"
         self.shims = base / "shims"
         self.timeout = timeout
         self.cgroup_version = cgroup_version()
-        self._shim_procs: dict[str, asyncio.subprocess.Process] = {}
+        self._shim_procs: dict[str, ShimProcess] = {}
+        # One process forks the shims (see shim.serve), started on the first create.
+        self.shim_server = shim_server
+        self._server: Process | None = None
+        self._control: socket.socket | None = None
+        self._watchers: set[asyncio.Task[None]] = set()
+        # Called with the container id as soon as a shim this instance started exits (the exit
+        # status is recorded by then): the kubelet's pod lifecycle events, without polling.
+        self.on_exit: Callable[[str], None] | None = None
 
     def cgroups_path(self, *parts: str) -> str:
         """A ``cgroupsPath`` for the cgroupfs driver: an absolute path on v1 and v2 alike
@@ -183,20 +362,12 @@ class Runc:
 
     async def _run(self, *args: str) -> str:
         cmd = self._cmd(*args)
-        proc = await asyncio.create_subprocess_exec(
-            *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(), self.timeout)
-        except (TimeoutError, asyncio.CancelledError):
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
-            raise
-        if proc.returncode != 0:
+        rc, out, err = await run_process(cmd, self.timeout)
+        if rc != 0:
             stderr = err.decode(errors="replace")
-            message = _runc_message(stderr) or f"runc {args[0]} exited {proc.returncode}"
+            message = _runc_message(stderr) or f"runc {args[0]} exited {rc}"
             cls = ContainerNotFoundError if "does not exist" in message else RuncError
-            raise cls(f"runc {args[0]}: {message}", stderr=stderr, returncode=proc.returncode, command=tuple(cmd))
+            raise cls(f"runc {args[0]}: {message}", stderr=stderr, returncode=rc, command=tuple(cmd))
         return out.decode(errors="replace")
 
     @staticmethod
@@ -211,50 +382,154 @@ class Runc:
     # ---- lifecycle ---------------------------------------------------------------------
 
     async def create(self, container_id: str, bundle: Path | str, stdout_path: Path | str,
-                     stderr_path: Path | str, *, log_format: LogFormat = "raw") -> int:
+                     stderr_path: Path | str, *, log_format: LogFormat = "raw",
+                     stdin: Path | str | None = None, stdin_once: bool = False) -> int:
         """``runc create`` through a shim; the container's stdout/stderr append to the two
         files (they may be the same): as written (``raw``) or as CRI log entries (``cri``).
-        Returns the init pid; the process waits for start()."""
+        ``stdin``: a FIFO the caller made, which becomes the container's stdin (the shim
+        opens it read-write: the container never reads EOF for want of a writer); with
+        ``stdin_once`` read-only instead, so the container reads EOF once every writer has
+        closed it -- the caller must hold a write end open before this call.  Without
+        ``stdin``: /dev/null.  Returns the init pid; the process waits for start()."""
         if log_format not in ("raw", "cri"):
             raise ValueError(f"invalid log_format {log_format!r}")
         shim_dir = self._shim_dir(container_id)
         if shim_dir.exists() and await self._exists(container_id):
             raise RuncError(f"container {container_id} already exists")
-        params = self._prepare(container_id, bundle, stdout_path, stderr_path)
+        params = self._prepare(container_id, bundle, stdout_path, stderr_path, stdin)
         params["log_format"] = log_format
-        shim_log = os.open(shim_dir / "shim.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-P", "-m", __name__, json.dumps(params), stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=shim_log, start_new_session=True)
-        finally:
-            os.close(shim_log)
-        (shim_dir / "shim.pid").write_text(str(proc.pid))
-        assert proc.stdout is not None
-        try:
-            line = await asyncio.wait_for(proc.stdout.readline(), self.timeout)
-        except (TimeoutError, asyncio.CancelledError):
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
-            raise
-        try:
-            report = json.loads(line) if line else {}
-        except ValueError:
-            report = {}
+        if stdin is not None and stdin_once:
+            params["stdin_once"] = "1"
+        (shim_dir / "shim.json").write_text(json.dumps(params))  # what the shim was told (reopen_log)
+        proc, report = await self._start_shim(shim_dir, params)
         if "pid" not in report:
-            await proc.wait()
+            rc = await proc.wait() if proc is not None else None
             log = (shim_dir / "shim.log").read_text(errors="replace")[-2000:]
             stderr = report.get("stderr") or log
-            message = report.get("error") or f"shim exited {proc.returncode} without reporting: {log.strip()}"
+            message = report.get("error") or f"shim exited {rc} without reporting: {log.strip()}"
             with contextlib.suppress(RuncError):  # a half-made container must not block a retry
                 await self.delete(container_id, force=True)
-            raise RuncError(f"runc create: {message}", stderr=stderr, returncode=proc.returncode)
+            raise RuncError(f"runc create: {message}", stderr=stderr, returncode=rc)
+        assert proc is not None
         self._shim_procs[container_id] = proc
+        self._watch(container_id, proc)
         return int(report["pid"])
 
+    async def _start_shim(self, shim_dir: Path, params: dict[str, str]) -> tuple[ShimProcess | None, dict[str, Any]]:
+        """Start the shim -- forked by the shim server, else as a program of its own -- and
+        read its report; (the shim, if it got as far as telling its pid, and the report)."""
+        shim_log = os.open(shim_dir / "shim.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            reader_fd, proc = self._fork_shim(params, shim_log), None
+            if reader_fd is None:
+                # -I: no PYTHON* variables, no user site, not the cwd on sys.path; -S: no site
+                # (its .pth files cost more than the shim itself).  Parameters as key=value.
+                proc = Process([sys.executable, "-I", "-S", str(SHIM), *(f"{k}={v}" for k, v in params.items())],
+                               capture=(1,), stderr=shim_log, new_session=True)
+                reader_fd = proc.pipes.pop(1)
+                (shim_dir / "shim.pid").write_text(str(proc.pid))
+        finally:
+            os.close(shim_log)
+        reader = LineReader(reader_fd)
+        shim: ShimProcess | None = proc
+        try:
+            async with asyncio.timeout(self.timeout):
+                while True:
+                    line = await reader.readline()
+                    try:
+                        report = json.loads(line) if line else {}
+                    except ValueError:
+                        report = {"error": f"garbled report {line[:200]!r}"}
+                    if "shim" in report and shim is None:  # the forked shim's first line: its pid
+                        shim = ForeignProcess(int(report["shim"]))
+                        (shim_dir / "shim.pid").write_text(str(shim.pid))
+                        continue
+                    return shim, report
+        except BaseException:
+            if shim is not None:
+                shim.kill()
+                await asyncio.shield(shim.wait())
+            raise
+        finally:
+            os.close(reader_fd)  # the shim detaches from it after its report
+
+    def _fork_shim(self, params: dict[str, str], shim_log: int) -> int | None:
+        """Ask the shim server to fork a shim; our end of its report channel (non-blocking),
+        or None when there is no working server (then the caller starts the shim itself)."""
+        if not self.shim_server:
+            return None
+        payload = "\0".join(f"{k}={v}" for k, v in params.items()).encode()
+        for _ in range(2):  # a server that died is started again, once
+            ctl = self._server_socket()
+            if ctl is None:
+                return None
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                socket.send_fds(ctl, [payload], [theirs.fileno(), shim_log])
+            except BlockingIOError:  # the server is swamped: do without it this time
+                ours.close()
+                return None
+            except OSError as e:
+                ours.close()
+                log.warning("runc: the shim server is gone (%s); starting a new one", e)
+                self._stop_server()
+                continue
+            finally:
+                theirs.close()
+            ours.setblocking(False)
+            return ours.detach()
+        return None
+
+    def _server_socket(self) -> socket.socket | None:
+        """The control socket of our shim server, which is started if it does not run."""
+        if self._server is not None and self._server.alive() and self._control is not None:
+            return self._control
+        self._stop_server()
+        self.shims.mkdir(parents=True, exist_ok=True)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        server_log = os.open(self.shims.parent / "shim-server.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            self._server = Process([sys.executable, "-I", "-S", str(SHIM), "--serve"], stdin=theirs.fileno(),
+                                   stderr=server_log, new_session=True)
+        except OSError as e:
+            log.warning("runc: cannot start the shim server (%s); starting each shim on its own", e)
+            ours.close()
+            self.shim_server = False
+            return None
+        finally:
+            theirs.close()
+            os.close(server_log)
+        ours.setblocking(False)
+        self._control = ours
+        return ours
+
+    def _stop_server(self) -> None:
+        """Let the shim server go (it exits once its control socket is closed; its shims stay)."""
+        if self._control is not None:
+            self._control.close()
+            self._control = None
+        self._server = None
+
+    def close(self) -> None:
+        """Stop the shim server (the containers and their shims keep running)."""
+        self._stop_server()
+
+    def _watch(self, container_id: str, proc: ShimProcess) -> None:
+        """Tell ``on_exit`` as soon as the shim has exited (its record is written by then)."""
+        async def watch() -> None:
+            await proc.wait()
+            if self.on_exit is not None and self._shim_procs.get(container_id) is proc:
+                try:
+                    self.on_exit(container_id)
+                except Exception:  # a listener's bug must not break the runtime
+                    pass
+
+        task = asyncio.get_running_loop().create_task(watch(), name=f"shim {container_id[:12]}")
+        self._watchers.add(task)
+        task.add_done_callback(self._watchers.discard)
+
     def _prepare(self, container_id: str, bundle: Path | str, stdout_path: Path | str,
-                 stderr_path: Path | str) -> dict[str, str]:
+                 stderr_path: Path | str, stdin: Path | str | None = None) -> dict[str, str]:
         """The shim's parameters, after checking the bundle and making a fresh shim dir."""
         shim_dir = self._shim_dir(container_id)
         bundle = Path(bundle).resolve()
@@ -267,9 +542,36 @@ class Runc:
         shutil.rmtree(shim_dir, ignore_errors=True)  # leftovers of a deleted container with the same id
         shim_dir.mkdir(parents=True)
         self.root.mkdir(parents=True, exist_ok=True)
-        return {"runc": self.binary, "root": str(self.root), "id": container_id, "bundle": str(bundle),
-                "stdout": str(Path(stdout_path).resolve()), "stderr": str(Path(stderr_path).resolve()),
-                "dir": str(shim_dir)}
+        params = {"runc": self.binary, "root": str(self.root.resolve()), "id": container_id,
+                  "bundle": str(bundle), "stdout": str(Path(stdout_path).resolve()),
+                  "stderr": str(Path(stderr_path).resolve()), "dir": str(shim_dir.resolve())}
+        if stdin is not None:
+            params["stdin"] = str(Path(stdin).resolve())
+        return params
+
+    def reopen_log(self, container_id: str) -> None:
+        """Make the container's shim reopen its log file (CRI mode), which was renamed away
+        (log rotation): it writes to a new file at the same path from then on.  Raises
+        RuncError when no shim of ours copies the container's output."""
+        shim_dir = self._shim_dir(container_id)
+        try:
+            pid = int((shim_dir / "shim.pid").read_text())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            raise RuncError(f"container {container_id}: its shim is not running") from None
+        # Only a shim of this kind handles the signal (one started by an older kubelet would die of it).
+        if not any(os.path.basename(a) == os.fsencode(SHIM.name) for a in cmdline):
+            raise RuncError(f"container {container_id}: its shim (pid {pid}) cannot reopen logs")
+        try:
+            log_format = json.loads((shim_dir / "shim.json").read_text()).get("log_format")
+        except (OSError, ValueError):
+            log_format = None
+        if log_format != "cri":
+            raise RuncError(f"container {container_id}: its output goes to the log directly, not through the shim")
+        try:
+            os.kill(pid, _shim_module.REOPEN_SIGNAL)
+        except ProcessLookupError:
+            raise RuncError(f"container {container_id}: its shim is not running") from None
 
     async def start(self, container_id: str) -> None:
         await self._run("start", self._check_id(container_id))
@@ -304,15 +606,13 @@ class Runc:
         proc = self._shim_procs.pop(container_id, None)
         if proc is not None:
             try:
-                await asyncio.wait_for(proc.wait(), self.timeout)
+                async with asyncio.timeout(self.timeout):
+                    await proc.wait()
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
-        else:  # a shim started by an earlier kubelet: not our child, poll it
-            for _ in range(int(self.timeout / 0.05)):
-                if not self._shim_alive(container_id):
-                    break
-                await asyncio.sleep(0.05)
+        else:
+            await self._await_foreign_shim(container_id, self.timeout)
         shutil.rmtree(self._shim_dir(container_id), ignore_errors=True)
 
     async def list(self) -> list[dict[str, Any]]:
@@ -331,20 +631,37 @@ class Runc:
 
     async def wait(self, container_id: str, poll: float = 0.2) -> ExitStatus:
         """Wait for the container's init to exit and return how it ended."""
-        proc = self._shim_procs.get(container_id)
-        if proc is not None:
-            await proc.wait()
         while True:
             status = self.exit_status(container_id)
             if status is not None:
                 return status
+            proc = self._shim_procs.get(container_id)
+            if proc is not None and proc.alive():
+                await proc.wait()  # it records the exit before it exits
+                continue
             if not self._shim_alive(container_id):
                 # The shim died without a record (killed?), or the container was not created
                 # through us: all that is left is runc's word that it stopped.
                 state = await self.state(container_id)
                 if state.get("status") == "stopped":
                     return ExitStatus(UNKNOWN_EXIT_CODE, finished_at=time.time())
-            await asyncio.sleep(poll)
+                await asyncio.sleep(poll)
+            else:
+                await self._await_foreign_shim(container_id, poll * 5)
+
+    async def _await_foreign_shim(self, container_id: str, timeout: float) -> None:
+        """Until a shim an earlier kubelet started (not our child: a pidfd tells when it is gone)
+        has exited or recorded the exit -- or ``timeout`` (its pid may name another process by
+        now)."""
+        pid = self._shim_pid(container_id)
+        if pid is None or self.exit_status(container_id) is not None:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while _pid_exists(pid) and self.exit_status(container_id) is None:
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(0.5):  # re-check the record now and then
+                            await wait_pid(pid)
 
     async def wait_exit(self, container_id: str) -> int:
         """The exit code (137 = SIGKILL, e.g. the OOM killer: see :meth:`wait` for the reason)."""
@@ -354,118 +671,17 @@ class Runc:
         """Whether the container's shim still runs (a cheap check: no runc process)."""
         return self._shim_alive(container_id)
 
-    def _shim_alive(self, container_id: str) -> bool:
+    def _shim_pid(self, container_id: str) -> int | None:
         try:
-            pid = int((self._shim_dir(container_id) / "shim.pid").read_text())
-            os.kill(pid, 0)
+            return int((self._shim_dir(container_id) / "shim.pid").read_text())
         except (OSError, ValueError):
-            return False
-        return True
-
-
-# ---- the shim (runs as ``python -m pinnace.kubelet.runtime.runc '<json params>'``) ----------
-
-
-def _shim(params: dict[str, str]) -> int:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        _report({"error": f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(ctypes.get_errno())}"})
-        return 1
-    shim_dir = Path(params["dir"])
-    pid_file, log_file = shim_dir / "init.pid", shim_dir / "runc.log"
-    for p in (params["stdout"], params["stderr"]):
-        Path(p).parent.mkdir(parents=True, exist_ok=True)
-    cri = params.get("log_format") == "cri"
-    if cri:
-        # The container writes pipes we copy into the log; the read ends are close-on-exec,
-        # so only the container holds the write ends once runc create has exited.
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        stdio = (out_w, err_w)
-    else:  # pass-through: the container writes the files itself
-        stdio = (os.open(params["stdout"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640),
-                 os.open(params["stderr"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640))
-    try:
-        rc = subprocess.call(
-            [params["runc"], "--root", params["root"], "--log", str(log_file), "--log-format", "json",
-             "create", "--bundle", params["bundle"], "--pid-file", str(pid_file), params["id"]],
-            stdin=subprocess.DEVNULL, stdout=stdio[0], stderr=stdio[1])
-    finally:
-        for fd in stdio:
-            os.close(fd)
-    if rc != 0:
-        log = log_file.read_text(errors="replace") if log_file.exists() else ""
-        _report({"error": _runc_message(log) or f"exited {rc}", "stderr": log})
-        return 1
-    init = int(pid_file.read_text())
-    oom_file = _oom_counter_file(init)  # init is parked in runc's exec fifo, already in its cgroup
-    oom_before = _oom_kills(oom_file)
-    _report({"pid": init})
-    if cri:
-        status = asyncio.run(_log_until_exit(init, (out_r, params["stdout"], "stdout"),
-                                             (err_r, params["stderr"], "stderr")))
-    else:
-        status = _reap(init)
-    if status is None:
-        result = ExitStatus(UNKNOWN_EXIT_CODE, finished_at=time.time())
-    elif os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        result = ExitStatus(128 + sig, sig, _oom_kills(oom_file) > oom_before, time.time())
-    else:
-        result = ExitStatus(os.WEXITSTATUS(status), None, _oom_kills(oom_file) > oom_before, time.time())
-    tmp = shim_dir / "exit.json.tmp"
-    tmp.write_text(json.dumps(asdict(result)))
-    tmp.rename(shim_dir / "exit.json")  # atomic: readers never see half a record
-    return 0
-
-
-def _reap(init: int) -> int | None:
-    """Wait for ``init``; its wait status (None if it was somehow not our child)."""
-    while True:
-        try:
-            pid, st = os.waitpid(-1, 0)  # reap init and any orphan re-parented to us
-        except ChildProcessError:
             return None
-        except InterruptedError:
-            continue
-        if pid == init:
-            return st
 
-
-async def _log_until_exit(init: int, *streams: tuple[int, str, str]) -> int | None:
-    """Copy each (pipe fd, log path, stream name) into its log in CRI format while waiting
-    for ``init``; init's wait status once it has exited and the pipes are drained."""
-    from pinnace.kubelet import crilog  # only the CRI mode needs it: keeps the raw shim's start fast
-
-    loop = asyncio.get_running_loop()
-
-    async def pump(fd: int, path: str, stream: str) -> None:
-        reader = asyncio.StreamReader()
-        transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
-                                                    os.fdopen(fd, "rb", buffering=0))
-        try:
-            await crilog.pump(reader, Path(path), stream)
-        finally:
-            transport.close()
-
-    pumps = [asyncio.create_task(pump(*s)) for s in streams]
-    status = await asyncio.to_thread(_reap, init)
-    # init's exit tears down its pid namespace, so the pipes close right away; something
-    # outside it holding them (a host-pid container's daemon) must not delay the status forever.
-    _, pending = await asyncio.wait(pumps, timeout=DRAIN_TIMEOUT)
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*pumps, return_exceptions=True)
-    return status
-
-
-def _report(message: dict[str, Any]) -> None:
-    """One line to the caller, then stdout goes to /dev/null so the pipe closes."""
-    os.write(1, (json.dumps(message) + "\n").encode())
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.close(devnull)
-
-
-if __name__ == "__main__":
-    sys.exit(_shim(json.loads(sys.argv[1])))
+    def _shim_alive(self, container_id: str) -> bool:
+        pid = self._shim_pid(container_id)
+        if pid is None:
+            return False
+        proc = self._shim_procs.get(container_id)
+        if proc is not None:  # (our child: a zombie is not alive)
+            return proc.alive()
+        return _pid_exists(pid)

@@ -3,13 +3,24 @@
 A pod sandbox is a *pause* container holding the pod's shared namespaces; every
 container of the pod joins them, as with containerd's CRI plugin.
 
-**Networking is temporary: the host's.**  There is no CNI yet, so no pod gets its own
-network namespace: the pause container and every container use the host's network
-(``Sandbox.netns_path`` is None, ``Sandbox.ip`` is the node's ``host_ip``), while IPC
-and UTS (hostname = the pod's hostname) are per pod.  Two pods listening on one port
-clash, as ``hostNetwork`` pods do.  A later networking change creates a network
-namespace per sandbox through CNI, sets ``netns_path`` and the pod IP; containers
-already join ``netns_path`` whenever it is set.
+Networking: with a ``network`` (:class:`pinnace.kubelet.network.CniNetwork`), every sandbox
+but a ``hostNetwork`` one gets its own network namespace, pinned on a file the kubelet owns
+and wired by CNI *before* the pause container starts; the pause container and every container
+of the pod join it (``Sandbox.netns_path``), and ``Sandbox.ip`` is the address CNI gave it.
+``sandbox.json`` records the attachment (written before CNI ADD runs, so a crash mid-way can
+still be undone); stopping a sandbox releases it (CNI DEL in reverse order, then the
+namespace file), as containerd does.  A restarted kubelet whose mount namespace no longer shows
+the pinned file (``ip netns exec`` gives each run its own) joins the namespace through the
+pause process (``/proc/<pid>/ns/net``) instead.
+
+Without a ``network`` (``--pod-network host``) no pod gets its own network namespace: the
+pause container and every container use the node's network (``Sandbox.netns_path`` is None,
+``Sandbox.ip`` is the node's ``host_ip``), while IPC and UTS (hostname = the pod's hostname)
+are per pod.  Two pods listening on one port clash, as ``hostNetwork`` pods do.
+
+/etc/resolv.conf is written from ``SandboxConfig.dns`` (the kubelet applies dnsPolicy; None or
+empty: a copy of the host's), /etc/hosts from the pod IP, hostname, domain and hostAliases
+(hostNetwork pods: the host's file and the aliases).
 
 Layout under ``state_dir``::
 
@@ -42,9 +53,14 @@ recording an exit.
 cgroups: ``<cgroup_parent>/pod<uid>/<container id>`` (the pause container too), cgroupfs
 driver; a relative ``cgroup_parent`` is under the kubelet's own cgroup.
 
-Not supported yet: tty (containers run without a terminal, stderr stays separate),
-stdin, a shared PID namespace (shareProcessNamespace), hostIPC/hostPID, seccomp and
-AppArmor profiles, garbage collection of ``rootfs-cache`` for removed images.
+stdin (``stdin: true``): a FIFO ``containers/<id>/stdin`` the shim gives the container
+and ``kubectl attach`` writes into (:meth:`RuncRuntime.stdin_path`).  ``kubectl exec -t``
+gets a real terminal (:mod:`.ttyexec`).
+
+Not supported yet: tty containers (they run without a terminal, stderr stays separate),
+the EOF of ``stdinOnce`` (the shim holds the stdin FIFO read-write), a shared PID
+namespace (shareProcessNamespace), hostIPC/hostPID, seccomp and AppArmor profiles,
+garbage collection of ``rootfs-cache`` for removed images.
 """
 
 from __future__ import annotations
@@ -64,14 +80,17 @@ import signal
 import socket
 import struct
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
 from pinnace.images.service import ImageService
 from pinnace.images.store import LocalImage
-from pinnace.kubelet.runtime import ocispec
+from pinnace.kubelet import dnsconfig
+from pinnace.kubelet.cni import DEFAULT_BIN_DIRS
+from pinnace.kubelet.network import CniNetwork, is_netns
+from pinnace.kubelet.runtime import ocispec, ttyexec
 from pinnace.kubelet.runtime.base import (
     ContainerConfig,
     ContainerStatus,
@@ -81,6 +100,7 @@ from pinnace.kubelet.runtime.base import (
     SandboxConfig,
 )
 from pinnace.kubelet.runtime.runc import ExitStatus, Runc, RuncError, cgroup_dirs
+from pinnace.kubelet.runtime.stdio import ExecProcess
 
 log = logging.getLogger(__name__)
 
@@ -188,11 +208,15 @@ class RuncRuntime:
     name = "runc"
 
     def __init__(self, state_dir: Path, images: ImageService, runc: Runc | None = None, *,
-                 host_ip: str | None = None, cgroup_parent: str = "/pinnace", busybox: str | None = None):
+                 host_ip: str | None = None, cgroup_parent: str = "/pinnace", busybox: str | None = None,
+                 network: Any | None = None):
+        """``network``: a :class:`pinnace.kubelet.network.CniNetwork` giving each sandbox its own
+        network namespace; None: every pod on the node's network."""
         self.state_dir = Path(state_dir)
         self.images = images
         self.runc = runc or Runc(self.state_dir)
         self.host_ip = host_ip or _default_host_ip()
+        self.network = network
         if not cgroup_parent or ".." in cgroup_parent.split("/"):
             raise ValueError(f"invalid cgroup_parent {cgroup_parent!r}")
         self.cgroup_parent = cgroup_parent.rstrip("/") or "/"
@@ -206,9 +230,14 @@ class RuncRuntime:
         self._lost: set[str] = set()  # containers whose shim died without an exit status
         self._unpack_locks: dict[str, asyncio.Lock] = {}
         self._pause_lock = asyncio.Lock()
+        # Pod lifecycle events: the kubelet's callback, called with a container's (or a sandbox's)
+        # id as soon as its shim has recorded its exit -- no waiting for the next status poll.
+        self.on_container_exit: Callable[[str], None] | None = None
+        self.runc.on_exit = lambda cid: self.on_container_exit(cid) if self.on_container_exit else None
 
     async def close(self) -> None:
-        """Nothing to release: the shims keep running the containers without us."""
+        """Stop the shim server; the shims keep running the containers without us."""
+        self.runc.close()
 
     # ---- records ---------------------------------------------------------------------------
 
@@ -249,26 +278,43 @@ class RuncRuntime:
         sid = secrets.token_hex(32)
         d = self._sandboxes / sid
         (d / "bundle").mkdir(parents=True)
+        own_net = self.network is not None and not config.host_network
+        cgroups_path = self._cgroup(config.pod_uid, sid)
+        record: dict[str, Any] = {"id": sid, "config": asdict(config), "ip": self.host_ip,
+                                  "cgroups_path": cgroups_path, "created_at": time.time()}
+        attachment: dict[str, Any] | None = None
         try:
             rootfs = await self._ensure_pause_rootfs()
-            self._write_etc_files(d, config)
-            cgroups_path = self._cgroup(config.pod_uid, sid)
+            if own_net:
+                attachment = self.network.plan(sid, config)
+                record["network"], record["ip"] = attachment, None
+                _write_json(d / "sandbox.json", record)  # before acting: a crash mid-ADD can be undone
+                await self.network.attach(attachment)
+                record["ip"] = attachment["ip"]
+            self._write_etc_files(d, config, record["ip"])
             host_net = config.host_network
             spec = ocispec.build_spec(
                 {"name": "POD", "command": PAUSE_ARGS,
                  "securityContext": {"capabilities": {"drop": ["ALL"]}, "readOnlyRootFilesystem": True}},
                 rootfs=str(rootfs), hostname=None if host_net else config.hostname, host_network=host_net,
+                netns_path=attachment["netns"] if attachment else None,
                 cgroups_path=cgroups_path, annotations={"io.kubernetes.cri.container-type": "sandbox"})
-            _use_host_network(spec)
+            if attachment is None:
+                _use_host_network(spec)
             _write_json(d / "bundle" / "config.json", spec)
-            record = {"id": sid, "config": asdict(config), "ip": self.host_ip, "cgroups_path": cgroups_path,
-                      "created_at": time.time()}
             _write_json(d / "sandbox.json", record)
             pid = await self.runc.create(sid, d / "bundle", d / "pause.log", d / "pause.log")
             await self.runc.start(sid)
         except Exception as e:
             with contextlib.suppress(RuncError):
                 await self.runc.delete(sid, force=True)
+            if attachment is not None:
+                try:
+                    await self.network.detach(attachment)
+                except Exception as undo:
+                    # Keep the record: removing the sandbox later retries the release.
+                    log.warning("runc runtime: releasing the network of failed sandbox %s: %s", sid[:12], undo)
+                    raise RuntimeError_(f"pod sandbox: {e}") from e
             with contextlib.suppress(RuntimeError_):
                 await asyncio.to_thread(_remove_tree, d)
             self._rmdir_cgroups(self._cgroup(config.pod_uid, ""))
@@ -289,7 +335,13 @@ class RuncRuntime:
             config = SandboxConfig(pod_uid=raw.get("pod_uid", ""), name=raw.get("name", ""),
                                    namespace=raw.get("namespace", ""), hostname=raw.get("hostname", ""))
         pid = record.get("pid")
-        return Sandbox(id=sid, config=config, ip=record.get("ip") or self.host_ip, netns_path=None,
+        net = record.get("network")
+        netns_path, ip = None, record.get("ip") or self.host_ip
+        if net:
+            ip = record.get("ip")
+            if not net.get("released"):
+                netns_path = net["netns"] if is_netns(net["netns"]) else self._pause_netns(sid, record)
+        return Sandbox(id=sid, config=config, ip=ip, netns_path=netns_path,
                        ipc_path=f"/proc/{pid}/ns/ipc" if pid else None,
                        uts_path=f"/proc/{pid}/ns/uts" if pid and not config.host_network else None,
                        ready=ready, created_at=_utc(record.get("created_at")))
@@ -321,22 +373,21 @@ class RuncRuntime:
         out.sort(key=lambda s: s.created_at or dt.datetime.min.replace(tzinfo=dt.UTC))
         return out
 
-    def _write_etc_files(self, d: Path, config: SandboxConfig) -> None:
+    def _write_etc_files(self, d: Path, config: SandboxConfig, pod_ip: str | None) -> None:
         """/etc/hosts, /etc/hostname and /etc/resolv.conf, bind-mounted into every container."""
         if config.host_network:
             # The host's names, as the kubelet gives hostNetwork pods.
             hostname = socket.gethostname()
-            hosts = _read_host_file("/etc/hosts") or f"127.0.0.1\tlocalhost\n{self.host_ip}\t{hostname}\n"
+            node_hosts = _read_host_file("/etc/hosts") or f"127.0.0.1\tlocalhost\n{self.host_ip}\t{hostname}\n"
+            hosts = dnsconfig.host_network_hosts(node_hosts, config.host_aliases)
         else:
             hostname = config.hostname
-            hosts = ("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n"
-                     "::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
-                     "fe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n"
-                     f"{self.host_ip}\t{hostname}\n")
+            hosts = dnsconfig.managed_hosts([pod_ip or self.host_ip], hostname, config.domain, config.host_aliases)
         (d / "hosts").write_text(hosts)
         (d / "hostname").write_text(hostname + "\n")
-        # The host's resolver, for now: pods share its network, so even a 127.0.0.53 stub works.
-        (d / "resolv.conf").write_text(_read_host_file("/etc/resolv.conf"))
+        # containerd's rule: an empty DNS config means a copy of the host's resolv.conf.
+        resolv = dnsconfig.resolv_conf(dnsconfig.DnsConfig.from_dict(config.dns)) if config.dns else ""
+        (d / "resolv.conf").write_text(resolv or _read_host_file("/etc/resolv.conf"))
         for name in ETC_FILES:
             os.chmod(d / name, 0o644)
 
@@ -366,7 +417,58 @@ class RuncRuntime:
     async def stop_pod_sandbox(self, sandbox: Sandbox) -> None:
         await asyncio.gather(*(self.stop_container(cid, 0) for cid in self._sandbox_containers(sandbox.id)))
         if (self._sandboxes / sandbox.id).exists():
+            # The network first, while the pause process still holds the namespace (as containerd).
+            try:
+                await self._release_network(sandbox.id)
+            except RuntimeError_ as e:  # removing the sandbox tries again
+                log.warning("runc runtime: %s", e)
             await self._kill_and_wait(sandbox.id, signal.SIGKILL, self.runc.timeout)
+
+    def _read_record(self, sandbox_id: str) -> dict[str, Any]:
+        try:
+            record = json.loads((self._sandboxes / sandbox_id / "sandbox.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return record if isinstance(record, dict) else {}
+
+    async def _release_network(self, sandbox_id: str) -> None:
+        """CNI DEL and the namespace file, once (the record says it is done)."""
+        record = self._read_record(sandbox_id)
+        net = record.get("network")
+        if not net or net.get("released"):
+            return
+        netns = self._pause_netns(sandbox_id, record)
+        network = self.network
+        if network is None:  # a sandbox from a run with a pod network: release it all the same
+            network = CniNetwork(self.state_dir / "cni", bin_dirs=net.get("bin_dirs") or DEFAULT_BIN_DIRS)
+        try:
+            await network.detach(net, netns=netns)
+        except Exception as e:
+            raise RuntimeError_(f"pod sandbox {sandbox_id}: releasing its network: {e}") from e
+        net["released"] = True
+        _write_json(self._sandboxes / sandbox_id / "sandbox.json", record)
+
+    def _pause_netns(self, sandbox_id: str, record: dict[str, Any]) -> str | None:
+        """The sandbox's namespace through its pause process, when the pinned file is not mounted
+        in our mount namespace (a kubelet started anew by ``ip netns exec`` gets its own)."""
+        pid = record.get("pid")
+        net = record.get("network") or {}
+        if net.get("netns") and not is_netns(net["netns"]) and pid and self._pause_alive(sandbox_id, record):
+            return f"/proc/{pid}/ns/net"
+        return None
+
+    async def check_pod_sandbox_network(self, sandbox: Sandbox) -> str | None:
+        """CNI CHECK of the sandbox's network: None when it is fine (or the sandbox has none),
+        else what is wrong."""
+        record = self._read_record(sandbox.id)
+        net = record.get("network")
+        if not net or net.get("released") or self.network is None:
+            return None
+        try:
+            await self.network.check(net, netns=self._pause_netns(sandbox.id, record))
+        except Exception as e:
+            return str(e)
+        return None
 
     async def remove_pod_sandbox(self, sandbox: Sandbox) -> None:
         await self.stop_pod_sandbox(sandbox)
@@ -383,6 +485,7 @@ class RuncRuntime:
             await self.runc.delete(sandbox.id, force=True)
         except RuncError as e:
             raise RuntimeError_(f"pod sandbox {sandbox.id}: {e}") from e
+        await self._release_network(sandbox.id)
         await asyncio.to_thread(_remove_tree, d)
         self._rmdir_cgroups(cgroups_path.rsplit("/", 1)[0])
 
@@ -430,8 +533,12 @@ class RuncRuntime:
                    "started_at": None, "pid": None, "start_error": None}
             self._save(rec)
             config.log_path.parent.mkdir(parents=True, exist_ok=True)
+            stdin = None
+            if config.stdin:  # what kubectl attach writes, the shim gives the container (see stdin_path)
+                stdin = d / "stdin"
+                os.mkfifo(stdin, 0o600)
             rec["pid"] = await self.runc.create(cid, d / "bundle", config.log_path, config.log_path,
-                                                log_format="cri")
+                                                log_format="cri", stdin=stdin)
             self._save(rec)
         except Exception as e:
             # Undo everything: a failed create must not leave a mount or a half container.
@@ -519,6 +626,9 @@ class RuncRuntime:
             annotations={"io.kubernetes.cri.container-type": "container",
                          "io.kubernetes.cri.sandbox-id": sandbox.id})
         if sandbox.netns_path is None:
+            if not host_net and self._read_record(sandbox.id).get("network"):
+                # Never fall back to the node's network for a pod that has its own.
+                raise RuntimeError_(f"pod sandbox {sandbox.id}: its network namespace is gone")
             _use_host_network(spec)
         return spec
 
@@ -680,22 +790,59 @@ class RuncRuntime:
         return ExecResult(exit_code=proc.returncode, stdout=out, stderr=err)
 
     async def exec_process(self, container_id: str, cmd: list[str], *, tty: bool = False,
-                           stdin: bool = False) -> asyncio.subprocess.Process:
-        """``kubectl exec``: ``runc exec`` with pipes (no terminal yet: with ``tty`` stderr
-        joins stdout)."""
+                           stdin: bool = False) -> ExecProcess:
+        """``kubectl exec``: ``runc exec`` with pipes; with ``tty``, on a new terminal whose
+        master side runc hands us over a console socket (see :mod:`.ttyexec`).  ``kill``
+        kills the command itself (runc cannot pass SIGKILL on)."""
         status = await self.container_status(container_id)
         if status.state != "running":
             raise RuntimeError_(f"container {container_id} is not running")
         if not cmd:
             raise RuntimeError_("no command specified")
-        return await asyncio.create_subprocess_exec(
-            self.runc.binary, "--root", str(self.runc.root), "exec", container_id, *cmd,
+        pid_file = self._container_dir(container_id) / f"exec-{secrets.token_hex(6)}.pid"
+        if tty:
+            return await ttyexec.start(self.runc.binary, self.runc.root, container_id, cmd, pid_file, stdin=stdin,
+                                       timeout=self.runc.timeout)
+        proc = await asyncio.create_subprocess_exec(
+            self.runc.binary, "--root", str(self.runc.root), "exec", "--pid-file", str(pid_file), container_id, *cmd,
             stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT if tty else asyncio.subprocess.PIPE)
+            stderr=asyncio.subprocess.PIPE)
+        handle = ExecProcess.from_process(proc)
+
+        def kill() -> None:
+            if proc.returncode is None:  # runc still waits for the command: the pid is the command's
+                with contextlib.suppress(OSError, ValueError):
+                    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+
+        handle.kill, handle.close = kill, lambda: pid_file.unlink(missing_ok=True)
+        return handle
+
+    def stdin_path(self, container_id: str) -> Path | None:
+        """The FIFO that is the container's stdin, for ``kubectl attach`` to write into; None
+        when it has none (``stdin`` unset in its spec) or it was closed."""
+        path = self._container_dir(container_id) / "stdin"
+        return path if path.exists() else None
+
+    async def close_stdin(self, container_id: str) -> None:
+        """``stdinOnce``: the first attach session ended, no more input.  The shim holds the
+        FIFO read-write for the container, so the container does not read EOF (it would need
+        the shim to drop its write side); later attach sessions get no stdin."""
+        (self._container_dir(container_id) / "stdin").unlink(missing_ok=True)
+
+    async def reopen_container_log(self, container_id: str) -> None:
+        """CRI's ReopenContainerLog (log rotation): the shim writes a new file at the log path."""
+        self._must(container_id)
+        try:
+            self.runc.reopen_log(container_id)
+        except RuncError as e:
+            raise RuntimeError_(str(e)) from e
 
 
 def _use_host_network(spec: dict[str, Any]) -> None:
-    """Drop the new network namespace build_spec asked for: until CNI, pods use the host's."""
+    """Drop the new network namespace build_spec asked for: without a pod network, pods use the
+    node's."""
     spec["linux"]["namespaces"] = [ns for ns in spec["linux"]["namespaces"] if ns["type"] != "network"]
 
 

@@ -1,0 +1,191 @@
+"""The runc shim's own parts without runc: its start in isolation, the shim server, its CRI
+log writer (reopen after rotation), its JSON output, the OOM counter parsing, and the
+runtime's process helpers (vfork-started children awaited on pidfds).  The shim with real runc
+containers (exit codes, OOM, CRI logs, stdin FIFO, reopen) is in
+tests/integration/test_runc.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pinnace.kubelet import crilog
+from pinnace.kubelet.runtime import shim
+from pinnace.kubelet.runtime.runc import SHIM, LineReader, Process, run_process, wait_pid
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def run_shim(*params: str, importtime: bool = False) -> subprocess.CompletedProcess[str]:
+    """The shim as Runc.create starts it: by path, isolated, without site."""
+    extra = ["-X", "importtime"] if importtime else []
+    return subprocess.run([sys.executable, "-I", "-S", *extra, str(SHIM), *params], capture_output=True, text=True,
+                          timeout=20, env={"PATH": os.environ.get("PATH", "")})
+
+
+def test_shim_starts_isolated_and_imports_only_builtin_modules(tmp_path):
+    """The fast start the shim exists for: no asyncio, no package, no json/re/subprocess/signal
+    (their imports cost more than the rest of the shim).  With a runc that does not exist it
+    reports the failure as one JSON line, which Runc.create raises."""
+    out = tmp_path / "out.log"
+    proc = run_shim("runc=/nonexistent/runc", "root=/nonexistent/state", "id=c1", "bundle=/nonexistent",
+                    f"stdout={out}", f"stderr={out}", f"dir={tmp_path}", "log_format=cri", importtime=True)
+    assert proc.returncode == 1
+    report = json.loads(proc.stdout.splitlines()[0])
+    assert "/nonexistent/runc" in report["error"] and "No such file" in report["error"]
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "ctypes" in imported  # the one non-trivial module it needs (prctl)
+    heavy = {m for m in imported if m.split(".")[0] in ("asyncio", "pinnace", "json", "re", "subprocess",
+                                                          "signal", "pathlib", "site", "enum")}
+    assert heavy == set()
+
+
+def test_shim_error_report_is_json_whatever_the_message():
+    for text in ['plain', 'quo"te and back\\slash', "new\nline\ttab\x00nul\x1b", "naïve ✓ 雪", "\udcff lone"]:
+        assert json.loads(shim._json_str(text)) == text
+
+
+def test_log_writer_reopens_a_rotated_file(tmp_path):
+    path = tmp_path / "0.log"
+    writer = shim.LogWriter(path)
+    out = shim.CriStream(writer, "stdout")
+    out.feed(b"one\ntw")
+    os.rename(path, tmp_path / "0.log.20260101-000000")
+    out.feed(b"o\n")  # still the renamed file: nobody asked for a reopen yet
+    writer.reopen()
+    out.feed(b"three\nunfinished")
+    out.flush()
+    writer.close()
+    old = [(e.partial, e.content) for e in crilog.read_entries(tmp_path / "0.log.20260101-000000")]
+    new = [(e.partial, e.content) for e in crilog.read_entries(path)]
+    assert old == [(False, b"one\n"), (False, b"two\n")]
+    assert new == [(False, b"three\n"), (True, b"unfinished")]
+
+
+def test_cri_stream_never_holds_back_more_than_max_line(tmp_path):
+    writer = shim.LogWriter(tmp_path / "log")
+    out = shim.CriStream(writer, "stderr")
+    out.feed(b"x" * (shim.MAX_LINE + 3))
+    writer.close()
+    entries = list(crilog.read_entries(tmp_path / "log"))
+    assert [(e.stream, e.partial, len(e.content)) for e in entries] == [("stderr", True, shim.MAX_LINE),
+                                                                         ("stderr", True, 3)]
+    assert out.pending == b""
+
+
+def test_timestamps_match_containerd_format():
+    assert shim.timestamp(1_475_713_029_669_794_202) == "2016-10-06T00:17:09.669794202Z"
+    assert crilog.timestamp is shim.timestamp and crilog.encode is shim.encode
+
+
+def test_oom_kill_counters(tmp_path):
+    v2 = tmp_path / "memory.events"
+    v2.write_text("low 0\nhigh 0\nmax 12\noom 2\noom_kill 2\noom_group_kill 0\n")
+    v1 = tmp_path / "memory.oom_control"
+    v1.write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 1\n")
+    assert (shim.oom_kills(str(v2)), shim.oom_kills(str(v1))) == (2, 1)
+    assert shim.oom_kills(None) == 0 and shim.oom_kills(str(tmp_path / "gone")) == 0
+    own = shim.oom_counter_file(os.getpid())
+    assert own is None or own.endswith(("memory.events", "memory.oom_control"))
+
+
+async def test_run_process_captures_output_and_exit_code():
+    rc, out, err = await run_process(["sh", "-c", "echo out; echo err >&2; exit 7"], timeout=10)
+    assert (rc, out, err) == (7, b"out\n", b"err\n")
+    rc, out, _ = await run_process(["sh", "-c", "head -c 300000 /dev/zero"], timeout=10)
+    assert rc == 0 and len(out) == 300000  # more than a pipe buffer: read while it runs
+
+
+async def test_run_process_kills_on_timeout(tmp_path):
+    pid_file = tmp_path / "pid"
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        await run_process(["sh", "-c", f"echo $$ > {pid_file}; exec sleep 30"], timeout=0.5)
+    assert time.monotonic() - started < 5
+    pid = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # killed and reaped, not left as a zombie
+
+
+async def test_run_process_can_let_a_command_finish_when_cancelled(tmp_path):
+    """A cancelled caller (the kubelet shutting down) kills runc commands, but lets an umount
+    finish (``kill_on_cancel=False``)."""
+    for kill, expect in ((True, False), (False, True)):
+        done = tmp_path / f"done-{kill}"
+        task = asyncio.create_task(run_process(["sh", "-c", f"sleep 0.3; touch {done}"], timeout=10,
+                                               kill_on_cancel=kill))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.6)
+        assert done.exists() == expect
+
+
+async def test_line_reader_keeps_what_follows_a_line():
+    proc = Process(["sh", "-c", "printf 'one\\ntwo\\n'; sleep 0.1; printf 'three'"], capture=(1,))
+    reader = LineReader(proc.pipes[1])
+    assert [await reader.readline() for _ in range(4)] == [b"one\n", b"two\n", b"three", b""]
+    proc.close()
+    assert await proc.wait() == 0
+
+
+async def test_shim_server_forks_shims_and_exits_with_its_control_socket(tmp_path):
+    """The shim server forks a shim per message; the shim says its pid first, then reports
+    (here: runc missing).  Closing the control socket (the kubelet is gone) ends the server."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    server = Process([sys.executable, "-I", "-S", str(SHIM), "--serve"], stdin=theirs.fileno())
+    theirs.close()
+    try:
+        for n in range(2):
+            report_r, report_w = socket.socketpair()
+            log = os.open(tmp_path / f"shim{n}.log", os.O_WRONLY | os.O_CREAT, 0o600)
+            params = {"runc": "/nonexistent/runc", "root": str(tmp_path), "id": f"c{n}", "bundle": str(tmp_path),
+                      "stdout": str(tmp_path / "out"), "stderr": str(tmp_path / "out"), "dir": str(tmp_path)}
+            socket.send_fds(ours, ["\0".join(f"{k}={v}" for k, v in params.items()).encode()],
+                            [report_w.fileno(), log])
+            os.close(log)
+            report_w.close()
+            report_r.settimeout(10)
+            lines = report_r.makefile("rb").read().splitlines()
+            report_r.close()
+            first, second = (json.loads(line) for line in lines)
+            assert first["shim"] not in (server.pid, os.getpid())
+            assert "/nonexistent/runc" in second["error"]
+        assert server.alive()
+    finally:
+        ours.close()
+    assert await asyncio.wait_for(server.wait(), 10) == 0
+
+
+async def test_wait_pid_waits_for_a_process_that_is_not_our_child():
+    # The shell's background sleep is its child, not ours (as a shim an earlier kubelet started).
+    rc, out, _ = await run_process(["sh", "-c", "sleep 0.5 >/dev/null 2>&1 & echo $!"], timeout=10)
+    pid = int(out)
+    started = time.monotonic()
+    assert await asyncio.wait_for(wait_pid(pid), 10) is None
+    assert 0.2 < time.monotonic() - started < 5
+    assert await wait_pid(pid) is None  # gone already: at once
+
+
+def test_rotated_logs_lists_plain_generations_oldest_first(tmp_path):
+    log = tmp_path / "0.log"
+    for name in ("0.log", "0.log.20260101-000001.gz", "0.log.20260101-000002", "0.log.20260101-000002.gz",
+                 "0.log.20260101-000003.gz.tmp", "0.log.20260101-000004", "0.log.20260101-000003", "10.log.x"):
+        (tmp_path / name).write_text("")
+    # ...002 is compressed already (a compression cut short before the original went).
+    assert crilog.rotated_logs(log) == [tmp_path / "0.log.20260101-000003", tmp_path / "0.log.20260101-000004"]
+    assert crilog.log_files(log)[-1] == log
+    assert crilog.rotated_logs(tmp_path / "missing" / "0.log") == []
+
+
+def test_shim_path_is_a_file_of_the_package():
+    assert SHIM.name == "shim.py" and SHIM.is_file() and Path(shim.__file__).resolve() == SHIM
