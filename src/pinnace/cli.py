@@ -53,6 +53,19 @@ def _add_leader_election_flags(p: argparse.ArgumentParser, lease: str) -> None:
                    help="time between attempts to acquire or renew (default 2s)")
 
 
+def _add_node_ipam_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cluster-cidr", default="10.42.0.0/16", help="range of pod IPs (default 10.42.0.0/16)")
+    p.add_argument("--node-cidr-mask-size", type=int, default=24,
+                   help="prefix length of each node's podCIDR, carved from --cluster-cidr (default 24)")
+    p.add_argument("--allocate-node-cidrs", action=argparse.BooleanOptionalAction, default=True,
+                   help="give nodes podCIDRs from --cluster-cidr (node IPAM controller; default on)")
+
+
+def _node_ipam_options(args: argparse.Namespace) -> dict:
+    return {"cluster_cidr": args.cluster_cidr, "node_cidr_mask_size": args.node_cidr_mask_size,
+            "allocate_node_cidrs": args.allocate_node_cidrs}
+
+
 def _leader_election_timing(args: argparse.Namespace) -> dict[str, float]:
     timing = {"lease_duration": args.leader_elect_lease_duration,
               "renew_deadline": args.leader_elect_renew_deadline,
@@ -105,6 +118,21 @@ def _add_apiserver_flags(p: argparse.ArgumentParser) -> None:
                    help="static bearer tokens: CSV lines token,user,uid[,\"group1,group2\"]")
     p.add_argument("--tls-san", action="append", default=[], help="extra name or IP for the serving certificate")
     p.add_argument("--compaction-interval", type=float, default=300.0, help="seconds between storage compactions")
+    p.add_argument("--service-account-signing-key-file", type=Path, default=None, metavar="FILE",
+                   help="private key (PEM, RSA or ECDSA) that signs service-account tokens "
+                        "(default: DATA_DIR/tls/sa.key, made once)")
+    p.add_argument("--service-account-key-file", type=Path, action="append", default=[], metavar="FILE",
+                   help="public keys (PEM) that verify service-account tokens, repeatable "
+                        "(the signing key's always does)")
+    p.add_argument("--service-account-issuer", action="append", default=[], metavar="URL",
+                   help="issuer of service-account tokens; the first signs, all are accepted, repeatable "
+                        "(default https://kubernetes.default.svc.cluster.local)")
+    p.add_argument("--api-audiences", default="", metavar="AUD[,AUD]",
+                   help="audiences a token must be good for to call the API (default: the issuers)")
+    p.add_argument("--service-account-max-token-expiration", type=go_duration, default=0.0, metavar="DURATION",
+                   help="longest lifetime of a requested token (default: no cap)")
+    p.add_argument("--service-account-jwks-uri", default="", metavar="URL",
+                   help="jwks_uri published in /.well-known/openid-configuration (default: ISSUER/openid/v1/jwks)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
@@ -117,6 +145,35 @@ def _add_kubelet_flags(p: argparse.ArgumentParser, serving_flags: bool = False) 
     p.add_argument("--runtime", choices=["auto", "runc", "process"], default="auto",
                    help="container runtime: runc (root and runc installed), process, or auto (default)")
     p.add_argument("--kubelet-port", type=int, default=10250, help="port of the kubelet's HTTPS API (default 10250)")
+    from .kubelet.cni import DEFAULT_BIN_DIRS as DEFAULT_CNI_BIN_DIRS
+
+    p.add_argument("--pod-network", choices=["auto", "cni", "host"], default="auto",
+                   help="cni: a network namespace per pod wired by CNI plugins (runc only); host: pods share the "
+                        "node's network; auto (default): cni with runc, root and the plugins present, else host")
+    p.add_argument("--cni-bin-dir", default=":".join(DEFAULT_CNI_BIN_DIRS), metavar="DIRS",
+                   help=f"where the CNI plugins are, colon-separated (default {':'.join(DEFAULT_CNI_BIN_DIRS)})")
+    p.add_argument("--cni-conf-dir", default=None, metavar="DIR",
+                   help="where the generated CNI conflist is written (default DATA_DIR/cni/net.d)")
+    p.add_argument("--cluster-dns", default="10.43.0.10", metavar="IPS",
+                   help="cluster DNS server(s) pods get with dnsPolicy ClusterFirst, comma-separated "
+                        "(default 10.43.0.10; empty: pods fall back to the host's resolver)")
+    p.add_argument("--cluster-domain", default="cluster.local", help="the cluster's DNS domain (default cluster.local)")
+    p.add_argument("--proxy-mode", choices=["auto", "nftables", "iptables", "userspace", "none"], default="auto",
+                   help="the node's kube-proxy: auto (default) is nftables if nft works, else iptables, and "
+                        "userspace with the process runtime; none runs no proxy")
+    p.add_argument("--container-log-max-size", default="10Mi", metavar="QUANTITY",
+                   help="rotate a container's log when it reaches this size (default 10Mi; negative: never)")
+    p.add_argument("--container-log-max-files", type=int, default=5, metavar="N",
+                   help="at most N log files per container, the current one included (default 5; > 1)")
+
+
+def _agent_network_options(args: argparse.Namespace) -> dict:
+    """The AgentConfig fields of the pod network and DNS flags."""
+    return {"pod_network": args.pod_network, "cni_bin_dirs": tuple(d for d in args.cni_bin_dir.split(":") if d),
+            "cni_conf_dir": Path(args.cni_conf_dir) if args.cni_conf_dir else None,
+            "cluster_dns": tuple(ip.strip() for ip in args.cluster_dns.split(",") if ip.strip()),
+            "cluster_domain": args.cluster_domain, "proxy_mode": args.proxy_mode,
+            "cluster_cidr": getattr(args, "cluster_cidr", None) or "10.42.0.0/16"}
 
 
 def _apiserver_config(args: argparse.Namespace, data_dir: Path, storage: str):
@@ -129,6 +186,7 @@ def _apiserver_config(args: argparse.Namespace, data_dir: Path, storage: str):
     advertise = args.advertise_address or (args.bind_address if args.bind_address not in ("0.0.0.0", "::")
                                            else "127.0.0.1")
     pki = server_pki(data_dir / "tls", cluster.kubernetes_service_ip, (advertise, *args.tls_san))
+    service_accounts = _service_account_config(args, data_dir / "tls")
     config = ApiServerConfig(
         storage=storage,
         bind_address=args.bind_address,
@@ -142,8 +200,23 @@ def _apiserver_config(args: argparse.Namespace, data_dir: Path, storage: str):
         kubelet_client_key=pki.kubelet_client.key if pki.kubelet_client else None,
         cluster=cluster,
         compaction_interval=args.compaction_interval,
+        service_accounts=service_accounts,
     )
     return config, pki
+
+
+def _service_account_config(args: argparse.Namespace, tls_dir: Path):
+    """kube-apiserver's service-account flags; the signing key defaults to one made once in ``tls_dir``."""
+    from .apiserver.serviceaccounts import ServiceAccountConfig
+    from .pki.serviceaccount import DEFAULT_ISSUER, ensure_signing_key
+
+    signing = args.service_account_signing_key_file or ensure_signing_key(tls_dir)[0]
+    issuers = tuple(args.service_account_issuer) or (DEFAULT_ISSUER,)
+    audiences = tuple(a.strip() for a in args.api_audiences.split(",") if a.strip())
+    return ServiceAccountConfig(signing_key_file=signing, key_files=tuple(args.service_account_key_file),
+                                issuers=issuers, api_audiences=audiences,
+                                max_token_expiration=int(args.service_account_max_token_expiration),
+                                jwks_uri=args.service_account_jwks_uri)
 
 
 def cmd_server(args: argparse.Namespace) -> int:
@@ -163,8 +236,14 @@ def cmd_server(args: argparse.Namespace) -> int:
                                       pki.admin.cert, pki.admin.key)
         controllers = await run_builtin_controllers(kubeconfig, args.node_monitor_grace_period,
                                                     cluster_signing_cert_file=pki.ca.cert_path,
-                                                    cluster_signing_key_file=pki.ca.cert_path.with_name("ca.key"))
+                                                    cluster_signing_key_file=pki.ca.cert_path.with_name("ca.key"),
+                                                    root_ca_file=pki.ca.cert_path,
+                                                    service_account_private_key_file=(
+                                                        config.service_accounts.signing_key_file
+                                                        if config.service_accounts else None),
+                                                    **_node_ipam_options(args))
         scheduler = _start_scheduler(kubeconfig, None, leader_elect=False)
+        dns = None if args.no_dns else await _start_cluster_dns(args, kubeconfig, server, config)
         simulator = None
         if args.simulate_nodes:
             from .simulate import NodeSimulator
@@ -189,6 +268,8 @@ def cmd_server(args: argparse.Namespace) -> int:
         print("Shutting down...", flush=True)
         if agent is not None:
             await agent.stop()
+        if dns is not None:
+            await dns.stop()
         if simulator is not None:
             await simulator.stop()
         await _stop_task(scheduler)
@@ -197,6 +278,27 @@ def cmd_server(args: argparse.Namespace) -> int:
 
     _setup_logging(args.verbose)
     return _run(main)
+
+
+async def _start_cluster_dns(args: argparse.Namespace, kubeconfig: Path, server, config):
+    """Cluster DNS on the advertise address, published as the endpoints of kube-system/kube-dns
+    (the Service's port 53 reaches whatever port it got through kube-proxy)."""
+    from .apiserver.bootstrap import publish_dns_endpoints
+    from .dns.cache import start_dns
+
+    address = config.advertise_address
+    try:
+        dns = await start_dns(kubeconfig, address, args.cluster_dns_port, domain=args.cluster_domain)
+    except OSError as e:
+        if args.cluster_dns_port == 0:
+            raise
+        log.warning("cluster DNS cannot listen on %s:%d (%s); using a free port", address, args.cluster_dns_port,
+                    e.strerror or e)
+        dns = await start_dns(kubeconfig, address, 0, domain=args.cluster_domain)
+    await publish_dns_endpoints(server.registry, address, dns.port)
+    print(f"Cluster DNS for {args.cluster_domain} at {address}:{dns.port} "
+          f"(Service kube-system/kube-dns, {config.cluster.dns_service_ip})", flush=True)
+    return dns
 
 
 async def _start_local_agent(args: argparse.Namespace, data_dir: Path, pki, server_url: str):
@@ -215,7 +317,9 @@ async def _start_local_agent(args: argparse.Namespace, data_dir: Path, pki, serv
     return await start_agent(AgentConfig(kubeconfig=kubeconfig, data_dir=data_dir / "agent", node_name=node_name,
                                          serving_cert=serving.cert, serving_key=serving.key,
                                          client_ca=pki.ca.cert_path, runtime=args.runtime, node_ip=node_ip,
-                                         port=args.kubelet_port))
+                                         port=args.kubelet_port, **_agent_network_options(args),
+                                         container_log_max_size=args.container_log_max_size,
+                                         container_log_max_files=args.container_log_max_files))
 
 
 def cmd_kubelet(args: argparse.Namespace) -> int:
@@ -245,7 +349,9 @@ def _agent_config(args: argparse.Namespace, kubeconfig: Path, data_dir: Path, no
     cert, key = _kubelet_serving_files(args, data_dir, node_name)
     return AgentConfig(kubeconfig=kubeconfig, data_dir=data_dir, node_name=node_name, serving_cert=cert,
                        serving_key=key, client_ca=client_ca, runtime=args.runtime, node_ip=args.node_ip or "",
-                       port=args.kubelet_port)
+                       port=args.kubelet_port, **_agent_network_options(args),
+                       container_log_max_size=args.container_log_max_size,
+                       container_log_max_files=args.container_log_max_files)
 
 
 def _kubelet_serving_files(args: argparse.Namespace, data_dir: Path, node_name: str) -> tuple[Path, Path]:
@@ -356,15 +462,20 @@ def cmd_controller_manager(args: argparse.Namespace) -> int:
     # Passed only when set: without them the CSR signer does not run, as upstream.
     signing = {"cluster_signing_cert_file": args.cluster_signing_cert_file,
                "cluster_signing_key_file": args.cluster_signing_key_file} if args.cluster_signing_cert_file else {}
+    # The tokens controller runs only with a signing key; the root CA defaults to the kubeconfig's.
+    signing.update(root_ca_file=args.root_ca_file,
+                   service_account_private_key_file=args.service_account_private_key_file)
 
     async def main(stop: asyncio.Event) -> None:
         if not args.leader_elect:
-            controllers = await run_builtin_controllers(kubeconfig, args.node_monitor_grace_period, **signing)
+            controllers = await run_builtin_controllers(kubeconfig, args.node_monitor_grace_period, **signing,
+                                                        **_node_ipam_options(args))
             await stop.wait()
             await controllers.stop()
             return
         task = asyncio.create_task(run_leader_elected(
-            kubeconfig, node_monitor_grace_period=args.node_monitor_grace_period, **timing, **signing))
+            kubeconfig, node_monitor_grace_period=args.node_monitor_grace_period, **timing, **signing,
+            **_node_ipam_options(args)))
         await asyncio.wait([task, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
         await _stop_task(task)
 
@@ -400,6 +511,53 @@ def cmd_simulate_nodes(args: argparse.Namespace) -> int:
             started.cancel()
             stopped.cancel()
             await sim.stop()
+
+    _setup_logging(args.verbose)
+    return _run(main)
+
+
+def cmd_dns(args: argparse.Namespace) -> int:
+    """Cluster DNS from the API server's Services and EndpointSlices."""
+    from .dns import start_dns
+    from .dns.server import parse_upstream
+
+    kubeconfig = Path(args.kubeconfig or (default_data_dir() / "kubeconfig"))
+    try:
+        for u in args.upstream or ():
+            parse_upstream(u)
+    except ValueError as e:
+        print(f"error: --upstream: {e}", file=sys.stderr)
+        return 2
+
+    async def main(stop: asyncio.Event) -> None:
+        dns = await start_dns(kubeconfig, args.bind_address, args.port, args.cluster_domain, args.upstream or None)
+        print(f"DNS for {args.cluster_domain} on {args.bind_address}:{dns.port} (UDP, TCP)", flush=True)
+        try:
+            await stop.wait()
+        finally:
+            await dns.stop()
+
+    _setup_logging(args.verbose)
+    return _run(main)
+
+
+def cmd_proxy(args: argparse.Namespace) -> int:
+    """kube-proxy: Services as nftables/iptables rules or a userspace proxy, for one node."""
+    from .proxy import start_proxy
+
+    kubeconfig = Path(args.kubeconfig or (default_data_dir() / "kubeconfig"))
+    node_name = args.node_name or socket.gethostname().lower()
+
+    async def main(stop: asyncio.Event) -> None:
+        proxy = await start_proxy(kubeconfig, node_name, args.proxy_mode, cluster_cidr=args.cluster_cidr or None,
+                                  pod_bridge=args.pod_bridge or None, pod_cidr=args.pod_cidr,
+                                  node_ips=args.node_ip or (), min_sync_period=args.min_sync_period,
+                                  full_sync_period=args.sync_period)
+        print(f"Proxy for node {node_name} in {proxy.mode} mode", flush=True)
+        try:
+            await stop.wait()
+        finally:
+            await proxy.stop()
 
     _setup_logging(args.verbose)
     return _run(main)
@@ -473,12 +631,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None,
                    help=f"state, certificates and kubeconfig (default {default_data_dir()})")
     p.add_argument("--no-agent", action="store_true", help="run the control plane only")
+    p.add_argument("--no-dns", action="store_true", help="run no cluster DNS server")
+    p.add_argument("--cluster-dns-port", type=int, default=53, metavar="PORT",
+                   help="port the cluster DNS server listens on, at the advertise address (default 53; taken or "
+                        "0: a free port, which the kube-dns endpoints carry)")
     _add_kubelet_flags(p)
     p.add_argument("--node-monitor-grace-period", type=float, default=40.0,
                    help="seconds without heartbeats before a node becomes Ready=Unknown (default 40)")
     p.add_argument("--simulate-nodes", type=int, default=0, metavar="N",
                    help="also run N simulated nodes (no containers; see `pinnace simulate-nodes`)")
     _add_apiserver_flags(p)
+    _add_node_ipam_flags(p)
     p.set_defaults(func=cmd_server)
 
     p = sub.add_parser("apiserver", help="run the API server alone")
@@ -503,7 +666,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CA certificate (PEM) that signs kubelet client certificates (CSR signer)")
     p.add_argument("--cluster-signing-key-file", type=Path, default=None, metavar="FILE",
                    help="private key (PEM) of --cluster-signing-cert-file")
+    p.add_argument("--root-ca-file", type=Path, default=None, metavar="FILE",
+                   help="CA published as kube-root-ca.crt and put in token Secrets (default: the kubeconfig's CA)")
+    p.add_argument("--service-account-private-key-file", type=Path, default=None, metavar="FILE",
+                   help="private key (PEM) that signs legacy service-account token Secrets (tokens controller)")
     p.add_argument("-v", "--verbose", action="store_true")
+    _add_node_ipam_flags(p)
     p.set_defaults(func=cmd_controller_manager)
 
     p = sub.add_parser("simulate-nodes", help="run N simulated nodes (kwok-style) against an API server")
@@ -529,6 +697,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=cmd_simulate_nodes)
 
+    p = sub.add_parser("dns", help="run the cluster DNS server against an API server")
+    p.add_argument("--kubeconfig", default=None, help="kubeconfig of the API server")
+    p.add_argument("--bind-address", default="0.0.0.0", help="address to serve DNS on (default 0.0.0.0)")
+    p.add_argument("--port", type=int, default=53, help="UDP and TCP port (default 53; 0 picks a free one)")
+    p.add_argument("--cluster-domain", default="cluster.local", help="the cluster's DNS domain (default cluster.local)")
+    p.add_argument("--upstream", action="append", default=None, metavar="IP[:PORT]",
+                   help="resolver for names outside the cluster domain (repeatable; default: /etc/resolv.conf's)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=cmd_dns)
+
+    p = sub.add_parser("proxy", help="run kube-proxy for a node (Service rules) against an API server")
+    p.add_argument("--kubeconfig", default=None, help="kubeconfig of the API server")
+    p.add_argument("--node-name", default=None, help="this node's name (default: the host name)")
+    p.add_argument("--proxy-mode", choices=["auto", "nftables", "iptables", "userspace", "none"], default="auto",
+                   help="auto (default): nftables if nft works, else iptables, else userspace")
+    p.add_argument("--cluster-cidr", default="10.42.0.0/16",
+                   help="the pod network: cluster-IP traffic from outside it is masqueraded (default 10.42.0.0/16)")
+    p.add_argument("--pod-bridge", default="cni0", help="bridge of the node's pods (default cni0)")
+    p.add_argument("--pod-cidr", default=None, help="this node's pod CIDR (default: the Node's spec.podCIDR)")
+    p.add_argument("--node-ip", action="append", default=None, metavar="IP",
+                   help="address for userspace NodePorts (repeatable; default: the Node's addresses)")
+    p.add_argument("--min-sync-period", type=go_duration, default=0.5, metavar="DURATION",
+                   help="shortest time between two syncs; bursts of changes coalesce (default 500ms)")
+    p.add_argument("--sync-period", type=go_duration, default=3600.0, metavar="DURATION",
+                   help="time between full resyncs (default 1h)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=cmd_proxy)
+
     p = sub.add_parser("kubelet", help="run a node agent (kubelet) with an existing kubeconfig")
     p.add_argument("--kubeconfig", default=None, help="the node's kubeconfig (default DATA_DIR/../kubelet.kubeconfig)")
     p.add_argument("--data-dir", default=None, help="where pods, images and logs live")
@@ -542,6 +738,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token", required=True, help="join token from `pinnace token create`")
     p.add_argument("--data-dir", default=None, help="where credentials, pods, images and logs live")
     _add_kubelet_flags(p, serving_flags=True)
+    p.add_argument("--cluster-cidr", default="10.42.0.0/16",
+                   help="the cluster's pod network, for the proxy's masquerade rules (default 10.42.0.0/16)")
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=cmd_agent)
 

@@ -40,6 +40,7 @@ def test_pods_keep_running_while_the_api_server_restarts(tmp_path):
             agent = subprocess.Popen(
                 [sys.executable, "-m", "pinnace.cli", "agent", "--server", server.url, "--token", token,
                  "--runtime", "process", "--node-ip", "127.0.0.1", "--kubelet-port", "0", "--node-name", "steady",
+                 "--proxy-mode", "none",  # the host's network: no Service addresses on its loopback
                  "--data-dir", str(tmp_path / "agent")],
                 stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
             wait_until(lambda: k.run("get", "node", "steady", check=False).returncode, lambda rc: rc == 0,

@@ -193,7 +193,7 @@ def test_agent_joins_with_a_token_and_a_bad_token_is_refused(cluster, tmp_path):
                             str(server.data_dir)], capture_output=True, text=True, check=True).stdout.strip()
     assert token.startswith("K10") and "::" in token
     base = [sys.executable, "-m", "pinnace.cli", "agent", "--server", server.url, "--runtime", "process",
-            "--node-ip", "127.0.0.1", "--kubelet-port", "0"]
+            "--node-ip", "127.0.0.1", "--kubelet-port", "0", "--proxy-mode", "none"]
     bad = subprocess.run([*base, "--token", token.rsplit(".", 1)[0] + ".0000000000000000", "--node-name", "intruder",
                           "--data-dir", str(tmp_path / "bad")], capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "refused the bootstrap token" in bad.stderr, bad.stderr

@@ -72,6 +72,12 @@ def run_server(data_dir: Path, *extra: str, command: str = "server", port: int |
     args = [sys.executable, "-m", "pinnace.cli", command, "--data-dir", str(data_dir), "--https-port", str(port)]
     if command == "server" and not agent:
         args.append("--no-agent")
+    if command == "server" and agent:
+        # Tests run on the host's network: its agent must not make bridges, routes or rules there.
+        args += [flag for flag, value in (("--pod-network", "host"), ("--proxy-mode", "none"))
+                 if flag not in extra for flag in (flag, value)]
+    if command == "server" and "--cluster-dns-port" not in extra:
+        args += ["--cluster-dns-port", "0"]  # many test servers at once: each DNS on a free loopback port
     with open(log_path, "ab") as log:
         proc = subprocess.Popen([*args, *extra], stdout=log, stderr=subprocess.STDOUT,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
