@@ -38,8 +38,10 @@ def apply(k: Kubectl, *objs: dict) -> None:
     k("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objs)}))
 
 
-WEB_SCRIPT = ("mkdir -p /www && hostname > /www/index.html && touch /tmp/ready && "
-              "exec httpd -f -p 8080 -h /www")
+# Serves its pod name at / and, through CGI, the address the request came from at /cgi-bin/ip.
+WEB_SCRIPT = ("mkdir -p /www/cgi-bin && hostname > /www/index.html && "
+              "printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho $REMOTE_ADDR\\n' > /www/cgi-bin/ip && "
+              "chmod +x /www/cgi-bin/ip && touch /tmp/ready && exec httpd -f -p 8080 -h /www")
 
 
 def web_pod_spec(**extra) -> dict:
@@ -113,6 +115,10 @@ def test_pod_to_pod_across_nodes(cluster: Cluster, clients: dict[str, str]) -> N
     ip = pods["web-on-3"]["status"]["podIP"]
     assert wget(k, clients["node-2"], f"http://{ip}:8080/") == "web-on-3"
     assert wget(k, clients["node-1"], f"http://{ip}:8080/") == "web-on-3"
+    # Without NAT: the pod on node-3 sees the other pod's own address.
+    client_ip = k.json("get", "pod", clients["node-2"])["status"]["podIP"]
+    seen = wget(k, clients["node-2"], f"http://{ip}:8080/cgi-bin/ip")  # httpd listens on v6: [::ffff:a.b.c.d]
+    assert seen.removeprefix("[::ffff:").removesuffix("]") == client_ip
     k("delete", "pod", "web-on-3", "--wait=true")
 
 

@@ -158,7 +158,8 @@ async def start_agent(config: AgentConfig) -> RunningAgent:
         from .network import CniNetwork, NodeNetwork
 
         cni_network = CniNetwork(data_dir / "cni", bin_dirs=bin_dirs, conf_dir=config.cni_conf_dir)
-        node_network = NodeNetwork(client, config.node_name, cni_network, node_ip=node_ip)
+        node_network = NodeNetwork(client, config.node_name, cni_network, node_ip=node_ip,
+                                   cluster_cidr=config.cluster_cidr)
         log.info("pod network: CNI (plugins from %s, configuration in %s); waiting for the node's podCIDR",
                  ":".join(bin_dirs), cni_network.conf_dir)
     else:

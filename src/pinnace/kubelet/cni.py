@@ -62,18 +62,21 @@ class CniError(Exception):
 
 
 def bridge_conflist(pod_cidr: str, *, ipam_data_dir: str | Path, bridge: str = BRIDGE_NAME,
-                    name: str = NETWORK_NAME, cni_version: str = CNI_VERSION) -> dict[str, Any]:
-    """The node's pod network: a ``bridge`` (gateway = the podCIDR's first address, masquerade
-    for traffic leaving it, hairpin so a pod reaches itself through a Service) with
-    ``host-local`` addresses from the podCIDR (allocations kept under ``ipam_data_dir``), and
-    ``portmap`` for hostPorts."""
+                    name: str = NETWORK_NAME, cni_version: str = CNI_VERSION, ip_masq: bool = True
+                    ) -> dict[str, Any]:
+    """The node's pod network: a ``bridge`` (gateway = the podCIDR's first address, hairpin so
+    a pod reaches itself through a Service) with ``host-local`` addresses from the podCIDR
+    (allocations kept under ``ipam_data_dir``), and ``portmap`` for hostPorts.  ``ip_masq``:
+    the plugin masquerades everything leaving the podCIDR -- pods on other nodes too, so
+    callers that know the cluster CIDR turn it off and masquerade only what leaves the
+    cluster (:class:`pinnace.kubelet.network.ClusterMasquerade`)."""
     net = ipaddress.ip_network(pod_cidr, strict=False)
     default = "0.0.0.0/0" if net.version == 4 else "::/0"
     return {
         "cniVersion": cni_version,
         "name": name,
         "plugins": [
-            {"type": "bridge", "bridge": bridge, "isGateway": True, "ipMasq": True, "hairpinMode": True,
+            {"type": "bridge", "bridge": bridge, "isGateway": True, "ipMasq": ip_masq, "hairpinMode": True,
              "ipam": {"type": "host-local", "ranges": [[{"subnet": str(net)}]], "routes": [{"dst": default}],
                       "dataDir": str(ipam_data_dir)}},
             {"type": "portmap", "capabilities": {"portMappings": True}},

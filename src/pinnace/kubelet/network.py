@@ -10,7 +10,9 @@ namespaces they made; nothing here may touch the host's own network there).
   ``<netns_dir>/<sandbox id>`` -- then CNI ADD of ``lo`` and of the conflist), ``check`` (CNI
   CHECK) and ``detach`` (CNI DEL in reverse, then unmount and delete the namespace file).
 - :class:`NodeNetwork` waits for the Node's ``spec.podCIDR`` (set by the node IPAM controller),
-  then writes the conflist, turns on IPv4 forwarding and keeps the host-gw routes: for every
+  then writes the conflist, turns on IPv4 forwarding, masquerades what the pods send out of
+  the cluster (:class:`ClusterMasquerade`: pod-to-pod traffic keeps its source address, as
+  the Kubernetes network model requires) and keeps the host-gw routes: for every
   other Node with a podCIDR and an InternalIP, ``<podCIDR> via <InternalIP>``, tagged with
   :data:`ROUTE_PROTO` so stale ones are found and removed; routes of any other protocol are never
   touched.
@@ -29,6 +31,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -152,9 +155,10 @@ class CniNetwork:
             return False
         return True
 
-    def configure(self, pod_cidr: str) -> Path:
-        """Write the conflist for the node's podCIDR; from now on sandboxes can be created."""
-        conflist = cni.bridge_conflist(pod_cidr, ipam_data_dir=self.ipam_dir)
+    def configure(self, pod_cidr: str, *, ip_masq: bool = True) -> Path:
+        """Write the conflist for the node's podCIDR; from now on sandboxes can be created.
+        ``ip_masq=False`` when :class:`ClusterMasquerade` masquerades instead of the plugin."""
+        conflist = cni.bridge_conflist(pod_cidr, ipam_data_dir=self.ipam_dir, ip_masq=ip_masq)
         path = cni.write_conflist(self.conf_dir, conflist)
         self.conflist, self.pod_cidr = conflist, pod_cidr
         self._ready.set()
@@ -339,13 +343,49 @@ class HostGwRoutes:
         return problems
 
 
+class ClusterMasquerade:
+    """Source NAT for traffic from this node's pods to anywhere outside the cluster CIDR,
+    as flannel and k3s do: pods on other nodes see the real pod address, the rest of the
+    world sees the node's.  One nftables table (``ip pinnace-masquerade``), replaced as a
+    whole in one transaction, so re-running it is harmless."""
+
+    TABLE = "pinnace-masquerade"
+
+    def __init__(self, cluster_cidr: str, bridge: str = cni.BRIDGE_NAME):
+        self.cluster_cidr, self.bridge = str(ipaddress.ip_network(cluster_cidr, strict=False)), bridge
+
+    @staticmethod
+    def available() -> bool:
+        return shutil.which("nft") is not None
+
+    def script(self, pod_cidr: str) -> str:
+        return (f"table ip {self.TABLE}\ndelete table ip {self.TABLE}\n"
+                f"table ip {self.TABLE} {{\n"
+                "  chain postrouting {\n"
+                "    type nat hook postrouting priority srcnat; policy accept;\n"
+                f"    ip saddr {pod_cidr} ip daddr != {self.cluster_cidr} oifname != \"{self.bridge}\" masquerade\n"
+                "  }\n}\n")
+
+    async def apply(self, pod_cidr: str) -> None:
+        proc = await asyncio.create_subprocess_exec("nft", "-f", "-", stdin=asyncio.subprocess.PIPE,
+                                                    stdout=asyncio.subprocess.DEVNULL,
+                                                    stderr=asyncio.subprocess.PIPE)
+        _, err = await proc.communicate(self.script(pod_cidr).encode())
+        if proc.returncode != 0:
+            raise OSError(f"nft: {err.decode(errors='replace').strip()}")
+
+
 class NodeNetwork:
     """Per agent: the pod network's node-level part (see the module docstring), fed by a Node
     informer."""
 
     def __init__(self, client: RestClient, node_name: str, network: CniNetwork, *, node_ip: str | None = None,
-                 routes: HostGwRoutes | None = None, resync_period: float = RESYNC_PERIOD):
+                 routes: HostGwRoutes | None = None, resync_period: float = RESYNC_PERIOD,
+                 cluster_cidr: str | None = None):
         self.client, self.node_name, self.network, self.node_ip = client, node_name, network, node_ip
+        # Without nft (or a known cluster CIDR) the bridge plugin's own masquerade stays on.
+        self.masquerade = (ClusterMasquerade(cluster_cidr) if cluster_cidr and ClusterMasquerade.available()
+                           else None)
         self.routes = routes or HostGwRoutes()
         self.resync_period = resync_period
         self.informer = Informer(client, "v1", "nodes")
@@ -394,7 +434,10 @@ class NodeNetwork:
         if me is not None and not self.network.ready:
             cidrs = node_pod_cidrs(me)
             if cidrs:
-                await asyncio.to_thread(self.network.configure, cidrs[0])
+                if self.masquerade is not None:
+                    await self.masquerade.apply(cidrs[0])  # before any pod can send
+                await asyncio.to_thread(partial(self.network.configure, cidrs[0],
+                                                ip_masq=self.masquerade is None))
                 try:
                     await asyncio.to_thread(enable_ip_forward)
                 except OSError as e:
@@ -407,6 +450,7 @@ class NodeNetwork:
         self.last_problems = problems
 
 
-__all__ = ["ROUTE_PROTO", "CniNetwork", "HostGwRoutes", "NetworkNotReady", "NodeNetwork", "create_netns",
+__all__ = ["ROUTE_PROTO", "ClusterMasquerade", "CniNetwork", "HostGwRoutes",
+           "NetworkNotReady", "NodeNetwork", "create_netns",
            "desired_routes", "enable_ip_forward", "is_netns", "mount_fstype", "node_internal_ip",
            "node_pod_cidrs", "remove_netns"]
