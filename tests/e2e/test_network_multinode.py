@@ -21,7 +21,9 @@ from __future__ import annotations
 import collections
 import ipaddress
 import json
+import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -272,3 +274,34 @@ def test_deleting_a_service_removes_its_rules(cluster: Cluster, clients: dict[st
     k("delete", "service", "gone", "--wait=true")
     wait_until(rules, lambda r: ip not in r, what="the service's rules gone from node-2")
     assert wget(k, clients["node-2"], f"http://{ip}/", check=False) == ""
+
+
+def test_port_forward_reaches_the_pods_own_localhost(cluster: Cluster) -> None:
+    """kubectl port-forward connects inside the pod's network namespace: a server listening
+    only on the pod's 127.0.0.1 is reached (as with upstream's kubelet)."""
+    k = cluster.k
+    script = "mkdir -p /www && echo pod-localhost > /www/index.html && exec httpd -f -p 127.0.0.1:8081 -h /www"
+    apply(k, pod_on("pf", "node-2", {"terminationGracePeriodSeconds": 1, "containers": [
+        {"name": "c", "image": IMAGE, "imagePullPolicy": "Never", "command": ["sh", "-c", script]}]}))
+    wait_until(lambda: k.json("get", "pod", "pf")["status"].get("phase"), lambda p: p == "Running", timeout=60,
+               what="pf running")
+    forward = subprocess.Popen([k.binary, "--kubeconfig", str(k.kubeconfig), "port-forward", "pod/pf", ":8081"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert forward.stdout is not None
+        line = forward.stdout.readline()  # "Forwarding from 127.0.0.1:LOCAL -> 8081"
+        local = int(line.split("127.0.0.1:", 1)[1].split()[0])
+        body = wait_until(lambda: _get(f"http://127.0.0.1:{local}/"), timeout=20, what="a forwarded answer")
+        assert body == "pod-localhost\n"
+    finally:
+        forward.terminate()
+        forward.wait(10)
+    k("delete", "pod", "pf", "--wait=true")
+
+
+def _get(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.read().decode()
+    except OSError:
+        return ""

@@ -36,9 +36,9 @@ async def kubelet(api, pki_dir, tmp_path) -> AsyncIterator[Kubelet]:
     serving = kubelet_serving_cert(ca, tmp_path, NODE, ("127.0.0.1",))
     k: Kubelet
 
-    def target(ns: str, pod: str, port: int) -> tuple[str, int]:
+    def target(ns: str, pod: str, port: int) -> tuple[str, int, None]:
         k.targets.append((ns, pod, port))
-        return "127.0.0.1", port
+        return "127.0.0.1", port, None
 
     server = KubeletServer(lambda *a: None, host="127.0.0.1", port=0, cert=serving.cert, key=serving.key,
                            client_ca=ca.cert_path, port_forward_target=target)

@@ -186,7 +186,8 @@ async def start_agent(config: AgentConfig) -> RunningAgent:
                            port=server_port, cert=config.serving_cert, key=config.serving_key,
                            client_ca=config.client_ca, is_running=kubelet.is_running,
                            exec_source=lambda req: _exec(kubelet, req),
-                           attach_source=lambda req: _attach(kubelet, req))
+                           attach_source=lambda req: _attach(kubelet, req),
+                           port_forward_target=kubelet.port_forward_address)
     await server.start()
     if server.port != server_port:  # port 0: tell the node object which port was picked
         node.kubelet_port = server.port

@@ -300,6 +300,14 @@ class Kubelet:
         found = self._record(namespace, pod, container)
         return found is not None and found[1].running
 
+    def port_forward_address(self, namespace: str, pod: str, port: int) -> tuple[str, int, str | None] | None:
+        """Where ``kubectl port-forward`` connects: the pod's localhost, inside its network
+        namespace when it has one (None: the pod has no running sandbox here)."""
+        for w in self.workers.values():
+            if w.namespace == namespace and w.name == pod and w.sandbox is not None and w.sandbox.ready:
+                return ("127.0.0.1", port, w.sandbox.netns_path)
+        return None
+
     def container_id(self, namespace: str, pod: str, container: str) -> str | None:
         found = self._record(namespace, pod, container)
         if found is None or not found[1].running or found[1].current is None:

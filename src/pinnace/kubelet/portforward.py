@@ -21,7 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
+import os
+import socket
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -212,10 +216,52 @@ class PortForwardSession:
         self._streams.clear()
 
 
-async def open_tcp(host: str, port: int, timeout: float = 10.0) -> tuple[asyncio.StreamReader,
-                                                                        asyncio.StreamWriter]:
+async def open_tcp(host: str, port: int, timeout: float = 10.0, *, netns: str | None = None
+                   ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection to ``host:port`` as seen from the network namespace at ``netns`` (None:
+    ours) -- a pod's own localhost, as the kubelet's port-forward connects."""
     async with asyncio.timeout(timeout):
-        return await asyncio.open_connection(host, port)
+        if netns is None:
+            return await asyncio.open_connection(host, port)
+        return await asyncio.open_connection(sock=await _connect_in_netns(netns, host, port, timeout))
+
+
+_CLONE_NEWNET = 0x40000000
+
+
+async def _connect_in_netns(netns: str, host: str, port: int, timeout: float) -> socket.socket:
+    """Connect from inside ``netns``.  setns(2) moves only the calling thread and a socket keeps
+    the namespace it was made in, so a thread of its own enters the namespace, connects and
+    ends: no pooled thread is ever left in a pod's namespace."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[socket.socket] = loop.create_future()
+
+    def deliver(sock: socket.socket | None, error: BaseException | None) -> None:
+        if done.done():  # the caller gave up (timeout): nobody will close it
+            if sock is not None:
+                sock.close()
+        elif error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(sock)  # type: ignore[arg-type]
+
+    def connect() -> None:
+        try:
+            fd = os.open(netns, os.O_RDONLY)
+            try:
+                if ctypes.CDLL(None, use_errno=True).setns(fd, _CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), f"cannot enter the pod's network namespace {netns}")
+            finally:
+                os.close(fd)
+            sock = socket.create_connection((host, port), timeout=timeout)
+            sock.setblocking(False)
+        except BaseException as e:  # handed to the awaiting task
+            loop.call_soon_threadsafe(deliver, None, e)
+        else:
+            loop.call_soon_threadsafe(deliver, sock, None)
+
+    threading.Thread(target=connect, name="port-forward-connect", daemon=True).start()
+    return await done
 
 
 __all__ = ["PROTOCOL", "WEBSOCKET_PROTOCOL", "PortForwardSession", "open_tcp"]

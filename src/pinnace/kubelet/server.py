@@ -32,8 +32,8 @@ runtimes do not run them on a terminal): the session answers that on channel 3.
 ``/portForward/{namespace}/{pod}`` speaks ``portforward.k8s.io`` over SPDY/3.1
 carried in WebSocket binary messages (subprotocol ``SPDY/3.1+portforward.k8s.io``,
 KEP-4006; see :mod:`.portforward`).  Each forwarded connection goes to
-``port_forward_target(namespace, pod, port)`` - by default 127.0.0.1 and the port
-itself, as pods share the node's network.
+``port_forward_target(namespace, pod, port)``: the pod's own localhost and port, inside its
+network namespace (none: the node's, for pods on the node's network).
 """
 
 from __future__ import annotations
@@ -69,7 +69,9 @@ LogSource = Callable[[str, str, str, bool], "Path | Awaitable[Path | None] | Non
 IsRunning = Callable[[str, str, str], bool]
 # (namespace, pod, port) -> where that port of the pod is reached, or None when the pod is not
 # here.  May be a coroutine function.
-PortForwardTarget = Callable[[str, str, int], "tuple[str, int] | Awaitable[tuple[str, int] | None] | None"]
+#: (namespace, pod, port) -> (host, port, network namespace path or None), None if no such pod here.
+PortForwardAddress = "tuple[str, int, str | None]"
+PortForwardTarget = Callable[[str, str, int], "PortForwardAddress | Awaitable[PortForwardAddress | None] | None"]
 
 KUBELET_CLIENT_CN = "kube-apiserver-kubelet-client"
 EXEC_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
@@ -829,13 +831,14 @@ class KubeletServer:
 
         async def connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
             if target is None:
-                host_port: tuple[str, int] | None = ("127.0.0.1", port)
+                address: tuple[str, int, str | None] | None = ("127.0.0.1", port, None)
             else:
                 found = target(ns, pod, port)
-                host_port = await found if inspect.isawaitable(found) else found
-            if host_port is None:
+                address = await found if inspect.isawaitable(found) else found
+            if address is None:
                 raise OSError(f'pod "{pod}" in namespace "{ns}" is not running on this node')
-            return await portforward.open_tcp(*host_port)
+            host, to_port, netns = address
+            return await portforward.open_tcp(host, to_port, netns=netns)
 
         session = portforward.PortForwardSession(ws.send_bytes, connect, f"pod {pod}_{ns}")
         try:
