@@ -83,9 +83,10 @@ def wget(k: Kubectl, pod: str, url: str, check: bool = True) -> str:
     return proc.stdout.strip() if proc.returncode == 0 else ""
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory) -> Iterator[Cluster]:
-    with network_cluster(tmp_path_factory.mktemp("network")) as c:
+@pytest.fixture(scope="module", params=["nftables", "iptables"])
+def cluster(request, tmp_path_factory) -> Iterator[Cluster]:
+    """The same cluster with kube-proxy in nftables mode, then in its iptables fallback."""
+    with network_cluster(tmp_path_factory.mktemp(f"network-{request.param}"), proxy_mode=request.param) as c:
         yield c
 
 
