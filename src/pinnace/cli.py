@@ -110,7 +110,9 @@ def _run(main: Callable[[asyncio.Event], Awaitable[None]]) -> int:
 
 def _add_apiserver_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--https-port", type=int, default=6443, help="port of the API server (default 6443)")
-    p.add_argument("--bind-address", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--bind-address", default=None,
+                   help="address to listen on (default 127.0.0.1; `server` whose pods get their own network "
+                        "namespaces: 0.0.0.0, so that pods reach it at the node's address)")
     p.add_argument("--advertise-address", default=None, help="address clients and pods use for the API server")
     p.add_argument("--service-cidr", default="10.43.0.0/16", help="range of Service cluster IPs")
     p.add_argument("--service-node-port-range", default="30000-32767", help="range of NodePorts")
@@ -219,6 +221,30 @@ def _service_account_config(args: argparse.Namespace, tls_dir: Path):
                                 jwks_uri=args.service_account_jwks_uri)
 
 
+def _server_address_defaults(args: argparse.Namespace) -> None:
+    """Where ``pinnace server`` listens and what it advertises, when not given.  Pods in
+    their own network namespaces reach the API server (the ``kubernetes`` Service) and
+    cluster DNS through the addresses advertised in their endpoints, which loopback cannot
+    be: then, as k3s, listen on every address and advertise the node's.  Pods on the node's
+    network (or no agent) keep everything on loopback."""
+    if args.bind_address is not None:
+        return
+    args.bind_address = "127.0.0.1"
+    if args.no_agent or args.advertise_address:
+        return
+    from .kubelet import cni
+    from .kubelet.agent import choose_pod_network, host_ip, runtime_name
+
+    try:
+        pod_network = choose_pod_network(args.pod_network, runtime_name(args.runtime),
+                                         cni.split_bin_dirs(args.cni_bin_dir))
+    except ValueError:
+        return  # the agent reports it when it starts
+    if pod_network == "cni":
+        args.bind_address = "0.0.0.0"
+        args.advertise_address = args.node_ip or host_ip()
+
+
 def cmd_server(args: argparse.Namespace) -> int:
     from .apiserver.server import ApiServer
     from .controllers.manager import run_builtin_controllers
@@ -226,6 +252,7 @@ def cmd_server(args: argparse.Namespace) -> int:
 
     data_dir = Path(args.data_dir or default_data_dir()).expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    _server_address_defaults(args)
     config, pki = _apiserver_config(args, data_dir, f"sqlite://{data_dir / 'state.db'}")
     host = "127.0.0.1" if config.bind_address in ("0.0.0.0", "127.0.0.1", "::") else config.bind_address
 
@@ -395,6 +422,7 @@ def cmd_apiserver(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir or default_data_dir()).expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     storage = args.storage or f"sqlite://{data_dir / 'state.db'}"
+    args.bind_address = args.bind_address or "127.0.0.1"
     config, pki = _apiserver_config(args, data_dir, storage)
 
     async def main(stop: asyncio.Event) -> None:

@@ -30,7 +30,14 @@ until init has exited and the pipes are drained -- so logs keep flowing while no
 kubelet runs, and :meth:`Runc.reopen_log` can make the shim reopen a rotated log
 (``SIGUSR1``).  The price: a container writing after the shim was killed gets
 SIGPIPE (as with containerd-shim).  ``stdin``: a FIFO (made by the caller) that the
-shim opens read-write and gives the container as its stdin.
+shim opens read-write and gives the container as its stdin -- or, with ``stdin_once``,
+reads itself and copies into a pipe that is the container's stdin, closed when the first
+writer of the FIFO has gone or on :meth:`Runc.close_stdin` (the container reads EOF).
+
+Terminals: a bundle with ``process.terminal`` runs on a new terminal (``runc create
+--console-socket``); the shim gets its master, logs its output (as ``stdout``), copies the
+stdin FIFO into it and sets its size on :meth:`Runc.resize`.  Both requests go to the
+shim's control FIFO (see :mod:`.shim`).
 
 State: runc's own under ``<data_dir>/runc/state`` (``--root``); the shims' under
 ``<data_dir>/runc/shims/<id>`` (shim.json: its parameters, shim.pid, init.pid, exit.json,
@@ -388,9 +395,11 @@ class Runc:
         files (they may be the same): as written (``raw``) or as CRI log entries (``cri``).
         ``stdin``: a FIFO the caller made, which becomes the container's stdin (the shim
         opens it read-write: the container never reads EOF for want of a writer); with
-        ``stdin_once`` read-only instead, so the container reads EOF once every writer has
-        closed it -- the caller must hold a write end open before this call.  Without
-        ``stdin``: /dev/null.  Returns the init pid; the process waits for start()."""
+        ``stdin_once`` the shim reads it and the container reads EOF once the first writer
+        of the FIFO has closed it (or on :meth:`close_stdin`).  Without ``stdin``:
+        /dev/null.  A bundle with ``process.terminal`` runs on a terminal (output: CRI
+        entries, all ``stdout``, whatever ``log_format`` says).  Returns the init pid; the
+        process waits for start()."""
         if log_format not in ("raw", "cri"):
             raise ValueError(f"invalid log_format {log_format!r}")
         shim_dir = self._shim_dir(container_id)
@@ -537,8 +546,6 @@ class Runc:
             config = json.loads((bundle / "config.json").read_text())
         except (OSError, ValueError) as e:
             raise RuncError(f"bundle {bundle}: cannot read config.json: {e}") from None
-        if config.get("process", {}).get("terminal"):
-            raise RuncError("terminal (tty) containers need a console socket, which is not supported yet")
         shutil.rmtree(shim_dir, ignore_errors=True)  # leftovers of a deleted container with the same id
         shim_dir.mkdir(parents=True)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -547,7 +554,35 @@ class Runc:
                   "stderr": str(Path(stderr_path).resolve()), "dir": str(shim_dir.resolve())}
         if stdin is not None:
             params["stdin"] = str(Path(stdin).resolve())
+        if config.get("process", {}).get("terminal"):
+            params["tty"] = "1"
         return params
+
+    def _request(self, container_id: str, line: str) -> None:
+        """One request to the container's shim, on its control FIFO (see :mod:`.shim`)."""
+        path = self._shim_dir(container_id) / _shim_module.CONTROL
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise RuncError(f"container {container_id}: its shim takes no requests (no terminal, no "
+                            "stdin relay)") from None
+        except OSError as e:  # ENXIO: nobody reads it: the shim is gone
+            raise RuncError(f"container {container_id}: its shim is not running ({e.strerror})") from None
+        try:
+            os.write(fd, (line + "\n").encode())  # one write below PIPE_BUF: never interleaved
+        except OSError as e:  # EAGAIN: a shim swamped with requests
+            raise RuncError(f"container {container_id}: request to the shim failed: {e.strerror}") from None
+        finally:
+            os.close(fd)
+
+    def resize(self, container_id: str, width: int, height: int) -> None:
+        """Set the size of the container's terminal (columns, rows); RuncError when it has
+        none or its shim is gone."""
+        self._request(container_id, f"resize {int(width)} {int(height)}")
+
+    def close_stdin(self, container_id: str) -> None:
+        """``stdin_once``: the container's stdin ends (EOF) once what its FIFO holds is read."""
+        self._request(container_id, "close-stdin")
 
     def reopen_log(self, container_id: str) -> None:
         """Make the container's shim reopen its log file (CRI mode), which was renamed away

@@ -54,13 +54,16 @@ cgroups: ``<cgroup_parent>/pod<uid>/<container id>`` (the pause container too), 
 driver; a relative ``cgroup_parent`` is under the kubelet's own cgroup.
 
 stdin (``stdin: true``): a FIFO ``containers/<id>/stdin`` the shim gives the container
-and ``kubectl attach`` writes into (:meth:`RuncRuntime.stdin_path`).  ``kubectl exec -t``
-gets a real terminal (:mod:`.ttyexec`).
+and ``kubectl attach`` writes into (:meth:`RuncRuntime.stdin_path`).  With ``stdinOnce``
+the shim copies the FIFO into the container's stdin and closes that once the first attach
+session's writer has gone (:meth:`RuncRuntime.close_stdin` asks for it too): the
+container reads EOF.  ``tty: true`` containers run on a terminal (``process.terminal``;
+the shim holds its master, logs its output as ``stdout`` and copies the FIFO into it);
+:meth:`RuncRuntime.resize_container` sets its size.  ``kubectl exec -t`` gets a real
+terminal (:mod:`.ttyexec`).
 
-Not supported yet: tty containers (they run without a terminal, stderr stays separate),
-the EOF of ``stdinOnce`` (the shim holds the stdin FIFO read-write), a shared PID
-namespace (shareProcessNamespace), hostIPC/hostPID, seccomp and AppArmor profiles,
-garbage collection of ``rootfs-cache`` for removed images.
+Not supported yet: a shared PID namespace (shareProcessNamespace), hostIPC/hostPID,
+seccomp and AppArmor profiles, garbage collection of ``rootfs-cache`` for removed images.
 """
 
 from __future__ import annotations
@@ -538,7 +541,7 @@ class RuncRuntime:
                 stdin = d / "stdin"
                 os.mkfifo(stdin, 0o600)
             rec["pid"] = await self.runc.create(cid, d / "bundle", config.log_path, config.log_path,
-                                                log_format="cri", stdin=stdin)
+                                                log_format="cri", stdin=stdin, stdin_once=config.stdin_once)
             self._save(rec)
         except Exception as e:
             # Undo everything: a failed create must not leave a mount or a half container.
@@ -614,10 +617,8 @@ class RuncRuntime:
             "workingDir": config.working_dir,
             "securityContext": config.security_context,
             "resources": config.resources,
-            "tty": False,  # no console socket support yet: see the module docstring
+            "tty": config.tty,
         }
-        if config.tty:
-            log.info("runc runtime: container %s asks for a tty, which is not supported; running without", config.name)
         spec = ocispec.build_spec(
             container, image_config=image_config, env={"HOSTNAME": hostname, **config.env},
             pod_security_context=config.pod_security_context, mounts=mounts,
@@ -826,10 +827,24 @@ class RuncRuntime:
         return path if path.exists() else None
 
     async def close_stdin(self, container_id: str) -> None:
-        """``stdinOnce``: the first attach session ended, no more input.  The shim holds the
-        FIFO read-write for the container, so the container does not read EOF (it would need
-        the shim to drop its write side); later attach sessions get no stdin."""
-        (self._container_dir(container_id) / "stdin").unlink(missing_ok=True)
+        """``stdinOnce``: the first attach session ended, no more input: the container reads
+        EOF once it has read what the FIFO held (a terminal stays open: only the copying into
+        it ends); later attach sessions get no stdin."""
+        path = self._container_dir(container_id) / "stdin"
+        if path.exists():
+            try:
+                self.runc.close_stdin(container_id)
+            except RuncError as e:  # exited meanwhile, or no stdinOnce: the FIFO is held read-write
+                log.debug("runc runtime: close stdin of %s: %s", container_id[:12], e)
+        path.unlink(missing_ok=True)
+
+    def resize_container(self, container_id: str, width: int, height: int) -> None:
+        """Set the size of a ``tty`` container's terminal (``kubectl attach -t`` resizes)."""
+        self._must(container_id)
+        try:
+            self.runc.resize(container_id, width, height)
+        except RuncError as e:
+            raise RuntimeError_(str(e)) from e
 
     async def reopen_container_log(self, container_id: str) -> None:
         """CRI's ReopenContainerLog (log rotation): the shim writes a new file at the log path."""

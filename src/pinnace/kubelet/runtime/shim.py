@@ -13,9 +13,14 @@ nothing but builtin modules (no asyncio, no pinnace, not even ``signal``, ``json
    (``log_format=raw``, runc's pass-through mode: the container writes the files) or
    pipes that the shim copies into the log in the CRI format (``log_format=cri``);
    ``stdin``: a FIFO the runtime made, opened read-write so that the container never
-   reads EOF just because no writer is attached -- or, with ``stdin_once``, read-only
-   (the runtime holds a write end; EOF once it and every attached writer closed) --
-   else ``/dev/null``;
+   reads EOF just because no writer is attached -- else ``/dev/null``.  With
+   ``stdin_once`` the shim holds the FIFO itself and copies it into a pipe that is the
+   container's stdin (see *stdin relay* below);
+   with ``tty=1`` (``process.terminal`` in the bundle) ``runc create`` gets a console
+   socket in the shim dir, runc sends the new terminal's master over it (``SCM_RIGHTS``)
+   and the container's stdio is the terminal: the shim copies the master's output into
+   the log, all as ``stdout`` (as containerd logs a tty container), and the FIFO (if
+   any) into the master;
 3. reports ``{"pid": N}`` (or ``{"error": ...}``) as one line on stdout, then
    detaches from the pipe;
 4. copies the output (CRI mode), reopening the log on ``SIGUSR1`` (the kubelet renamed
@@ -24,6 +29,20 @@ nothing but builtin modules (no asyncio, no pinnace, not even ``signal``, ``json
    may hold them);
 5. writes ``exit.json`` (exit code, signal, whether the cgroup's ``oom_kill`` counter
    moved, finish time) atomically and exits.
+
+*stdin relay* (``stdin_once``, or a terminal with ``stdin``): the shim reads the FIFO --
+read-only for ``stdin_once`` (opening it needs no writer; it reads EOF once the first
+writer that came has gone: the first attach session ended), else read-write (never EOF:
+stdin stays open across attach sessions) -- and writes what comes into the container's
+stdin (the pipe, or the terminal's master).  At the FIFO's EOF, or on ``close-stdin``, it
+closes the pipe: the container reads EOF (``stdinOnce``); a terminal stays open (it has no
+EOF to give, as with containerd), only the copying ends.
+
+*control* (``<dir>/control``, a FIFO the shim makes and holds read-write when it relays
+stdin or runs a terminal): one line per request, written in one ``write`` (atomic below
+PIPE_BUF): ``resize W H`` sets the terminal's size (``TIOCSWINSZ``: the container's
+foreground process group gets SIGWINCH), ``close-stdin`` ends the stdin relay (after
+copying what the FIFO still holds).  No reader (ENXIO): the shim is gone.
 
 It outlives the kubelet, so output keeps flowing into the logs and the exit status
 is recorded while no kubelet runs.  The CRI log writer lives here (stdlib only) and
@@ -42,6 +61,9 @@ PR_SET_CHILD_SUBREAPER = 36
 UNKNOWN_EXIT_CODE = 255  # what containerd reports when the status was lost
 DRAIN_TIMEOUT = 2.0  # after init exited, how long a stray holder of the log pipes may keep them
 REOPEN_SIGNAL = _signal.SIGUSR1  # "the log file was rotated: reopen it"
+CONTROL = "control"  # the control FIFO, in the shim dir
+CONSOLE_SOCKET = "console.sock"  # where runc sends a terminal's master, in the shim dir
+RELAY_LIMIT = 1 << 20  # stdin held for a container that does not read, before reading less
 _RESET_SIGNALS = (_signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGCHLD)
 # Longer lines are split into partial entries (containerd's default max container log line).
 MAX_LINE = 16 * 1024
@@ -232,6 +254,17 @@ class Shim:
         self.reaped = False
         self.reopen = False
         self.streams: dict[int, CriStream] = {}
+        self.tty = params.get("tty") == "1"
+        self.once = params.get("stdin_once") == "1"
+        # The stdin relay: the FIFO we read (src), where it goes (dst), what waits to go there.
+        self.relay = bool(params.get("stdin")) and (self.tty or self.once)
+        self.src = -1
+        self.dst = -1
+        self.pending = bytearray()
+        self.closing = False  # close dst once pending is written (stdinOnce's EOF)
+        self.master = -1  # the terminal's master (resize), with tty
+        self.control = -1
+        self.control_buf = b""
 
     # signals: the C-level handler writes to the wakeup pipe, so select() wakes at once
     def _on_signal(self, signum: int, frame: object) -> None:
@@ -250,13 +283,22 @@ class Shim:
         p = self.p
         for path in (p["stdout"], p["stderr"]):
             os.makedirs(os.path.dirname(path), exist_ok=True)
-        cri = p.get("log_format") == "cri"
+        cri = p.get("log_format") == "cri" or self.tty
         pipes: list[tuple[int, str, str]] = []
         try:
             stdin = self._open_stdin()
         except OSError as e:
             return _error(f"stdin {p.get('stdin')}: {e.strerror}")
-        if cri:
+        if self.relay or self.tty:
+            control = os.path.join(self.dir, CONTROL)
+            os.mkfifo(control, 0o600)
+            self.control = os.open(control, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        listener = None
+        if self.tty:
+            # The container's stdio is the terminal runc makes; runc's own is /dev/null.
+            listener = self._console_socket()
+            stdio = [stdin, os.open(os.devnull, os.O_WRONLY), os.open(os.devnull, os.O_WRONLY)]
+        elif cri:
             # The container writes pipes we copy into the log; our read ends are close-on-exec,
             # so only the container holds the write ends once runc create has exited.
             out_r, out_w = os.pipe()
@@ -269,6 +311,10 @@ class Shim:
         pid_file, log_file = os.path.join(self.dir, "init.pid"), os.path.join(self.dir, "runc.log")
         argv = [p["runc"], "--root", p["root"], "--log", log_file, "--log-format", "json",
                 "create", "--bundle", p["bundle"], "--pid-file", pid_file, p["id"]]
+        if listener is not None:
+            # Relative to our cwd (the shim dir, see _console_socket): a unix socket's path is
+            # limited to 107 bytes, which a data dir may well exceed.
+            argv[-1:-1] = ["--console-socket", CONSOLE_SOCKET]
         try:
             # Default dispositions for what Python (SIGPIPE) or the shim server (SIGCHLD) ignore:
             # ignored signals stay ignored across exec, down to the container's processes.
@@ -281,12 +327,26 @@ class Shim:
         else:
             spawn_error = ""
         finally:
+            os.chdir("/")
             for fd in stdio:
                 os.close(fd)
         if rc != 0:
             log = _read(log_file)
             return _error(spawn_error or runc_message(log) or f"exited {rc}", log)
         self.init = int(_read(pid_file))
+        if listener is not None:
+            try:
+                master = self._receive_master(listener)
+            except OSError as e:
+                os.kill(self.init, _signal.SIGKILL)  # a terminal nobody can reach: undo the container
+                return _error(f"receiving the terminal from runc: {e}")
+            finally:
+                listener.close()
+                os.unlink(os.path.join(self.dir, CONSOLE_SOCKET))
+            self.master = master
+            pipes = [(os.dup(master), p["stdout"], "stdout")]  # a terminal is one stream: stdout
+            if self.relay:
+                self.dst = os.dup(master)
         oom_file = oom_counter_file(self.init)  # init is parked in runc's exec fifo, already in its cgroup
         oom_before = oom_kills(oom_file)
         _report(f'{{"pid": {self.init}}}')
@@ -301,16 +361,52 @@ class Shim:
 
     def _open_stdin(self) -> int:
         """The container's stdin: the FIFO read-write (it never reads EOF: it is a writer
-        itself), or with ``stdin_once`` read-only (EOF once the writers the runtime holds are
-        gone: it must hold one before create), else /dev/null."""
+        itself), or with the relay a pipe we write (``stdin_once``; a terminal: /dev/null,
+        runc gives the container the terminal), else /dev/null."""
         path = self.p.get("stdin")
         if not path:
             return os.open(os.devnull, os.O_RDONLY)
-        if self.p.get("stdin_once") != "1":
+        if not self.relay:
             return os.open(path, os.O_RDWR)
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO's read end: do not wait for a writer
-        os.set_blocking(fd, True)
-        return fd
+        # stdin_once: read-only, so the EOF of the first writer's close shows (a FIFO's read end
+        # opened without O_NONBLOCK would wait for a writer); otherwise never EOF.
+        mode = os.O_RDONLY if self.once else os.O_RDWR
+        self.src = os.open(path, mode | os.O_NONBLOCK | os.O_CLOEXEC)
+        if self.tty:
+            return os.open(os.devnull, os.O_RDONLY)
+        r, w = os.pipe()
+        os.set_blocking(w, False)
+        self.dst = w
+        return r
+
+    def _console_socket(self):  # -> socket.socket
+        import socket
+
+        os.chdir(self.dir)  # (back to / once runc create is done)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        listener.bind(CONSOLE_SOCKET)
+        listener.listen(1)
+        return listener
+
+    def _receive_master(self, listener) -> int:  # listener: socket.socket
+        """The terminal's master, which runc sent before ``runc create`` returned (a unix
+        socket's connection and data wait in the listener's queue until accepted)."""
+        import socket
+
+        listener.setblocking(False)
+        try:
+            conn, _ = listener.accept()
+        except BlockingIOError:
+            raise OSError("runc did not connect to the console socket") from None
+        with conn:
+            conn.settimeout(5)
+            _, fds, _, _ = socket.recv_fds(conn, 4096, 4, socket.MSG_CMSG_CLOEXEC)
+        for extra in fds[1:]:
+            os.close(extra)
+        if not fds:
+            raise OSError("no file descriptor came over the console socket")
+        os.set_blocking(fds[0], False)
+        return fds[0]
 
     def _reap(self) -> None:
         """Reap init and any orphan re-parented to us; note init's status."""
@@ -328,8 +424,75 @@ class Shim:
             if pid == self.init:
                 self.status, self.reaped = st, True
 
+    # ---- the stdin relay and control requests ----
+
+    def _read_src(self) -> None:
+        """Take what the FIFO has (at most RELAY_LIMIT waiting); its EOF ends stdin (stdinOnce)."""
+        while self.src >= 0 and len(self.pending) < RELAY_LIMIT:
+            try:
+                data = os.read(self.src, _READ)
+            except BlockingIOError:
+                return
+            if not data:  # the first writer has gone (only a read-only FIFO ends)
+                self._end_stdin()
+                return
+            self.pending += data
+
+    def _write_dst(self) -> None:
+        while self.pending and self.dst >= 0:
+            try:
+                n = os.write(self.dst, self.pending)
+            except BlockingIOError:
+                return
+            except OSError:  # EPIPE: the container closed its stdin; EIO: the terminal is gone
+                self.pending.clear()
+                self.closing = True
+                break
+            del self.pending[:n]
+        if self.closing and not self.pending and self.dst >= 0:
+            os.close(self.dst)  # the container reads EOF (a terminal: only our copying ends)
+            self.dst = -1
+
+    def _end_stdin(self) -> None:
+        """No more input: what the FIFO still holds is copied, then the container's stdin closes."""
+        if self.src >= 0:
+            src, self.src = self.src, -1
+            try:
+                while data := os.read(src, _READ):
+                    self.pending += data
+            except BlockingIOError:
+                pass
+            os.close(src)
+        self.closing = True
+        self._write_dst()
+
+    def _read_control(self) -> None:
+        try:
+            self.control_buf += os.read(self.control, 4096)
+        except BlockingIOError:
+            return
+        *lines, self.control_buf = self.control_buf.split(b"\n")
+        for line in lines:
+            words = line.split()
+            if words[:1] == [b"resize"] and len(words) == 3 and self.master >= 0:
+                try:
+                    self._resize(int(words[1]), int(words[2]))
+                except (ValueError, OSError):
+                    pass
+            elif words == [b"close-stdin"]:
+                self._end_stdin()
+
+    def _resize(self, width: int, height: int) -> None:
+        import fcntl
+        import struct
+        import termios
+
+        width, height = max(0, min(width, 0xFFFF)), max(0, min(height, 0xFFFF))
+        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+
     def _loop(self, writers: list[LogWriter]) -> None:
-        """Copy output while init lives; then drain the pipes for at most DRAIN_TIMEOUT."""
+        """Copy output (and stdin) while init lives; then drain the output for at most
+        DRAIN_TIMEOUT."""
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         _signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         _signal.signal(_signal.SIGCHLD, self._on_signal)
@@ -343,13 +506,19 @@ class Shim:
             if self.reaped and deadline is None:
                 deadline = time.monotonic() + DRAIN_TIMEOUT
             if self.reaped and not self.streams:
-                return
+                break
             timeout = None if deadline is None else deadline - time.monotonic()
             if timeout is not None and timeout <= 0:
                 for s in self.streams.values():
                     s.flush()
-                return
-            ready, _, _ = select.select([wake_r, *self.streams], [], [], timeout)
+                break
+            rlist = [wake_r, *self.streams]
+            if self.control >= 0:
+                rlist.append(self.control)
+            if self.src >= 0 and len(self.pending) < RELAY_LIMIT:
+                rlist.append(self.src)
+            wlist = [self.dst] if self.pending and self.dst >= 0 else []
+            ready, writable, _ = select.select(rlist, wlist, [], timeout)
             if wake_r in ready:
                 try:
                     while os.read(wake_r, 512):
@@ -360,12 +529,31 @@ class Shim:
             for fd in ready:
                 if fd == wake_r:
                     continue
-                data = os.read(fd, _READ)
+                if fd == self.control:
+                    self._read_control()
+                    continue
+                if fd == self.src:
+                    self._read_src()
+                    continue
+                if fd not in self.streams:
+                    continue
+                try:
+                    data = os.read(fd, _READ)
+                except BlockingIOError:  # (a terminal's master is non-blocking)
+                    continue
+                except OSError:  # EIO: every holder of the terminal's slave side has closed it
+                    data = b""
                 if data:
                     self.streams[fd].feed(data)
                 else:
                     self.streams.pop(fd).flush()
                     os.close(fd)
+            if writable or (self.closing and self.dst >= 0):
+                self._write_dst()
+        for fd in (self.src, self.dst, self.master, self.control):
+            if fd >= 0:
+                os.close(fd)
+        self.src = self.dst = self.master = self.control = -1
 
     def _record(self, oom_killed: bool) -> None:
         st = self.status
@@ -434,7 +622,7 @@ def serve(control: int = 0) -> int:
 
 def main(argv: list[str]) -> int:
     """``argv``: the parameters as key=value (runc, root, id, bundle, stdout, stderr, dir,
-    log_format, and optionally stdin and stdin_once=1); or ``--serve``: the shim server."""
+    log_format, and optionally stdin, stdin_once=1 and tty=1); or ``--serve``: the shim server."""
     if argv == ["--serve"]:
         return serve()
     params = dict(a.partition("=")[::2] for a in argv)
