@@ -313,10 +313,8 @@ async def test_attach_session_ends_with_the_container(node: Node) -> None:
 
 
 async def test_attach_stdin_once_closes_stdin_after_the_session(node: Node) -> None:
-    """stdinOnce: the container reads EOF once the first attach session's stdin ends (the
-    process runtime; runc's shim holds the FIFO read-write, so there it never would)."""
-    if node.runtime == "runc":
-        pytest.skip("runc: the shim holds the stdin FIFO read-write, so stdinOnce gives no EOF")
+    """stdinOnce: the container reads EOF once the first attach session's stdin ends (runc:
+    the shim copies the FIFO into the container's stdin pipe and closes it)."""
     await node.pod("once", ECHO_LINES, stdin=True, stdinOnce=True)
     s = await open_session(node.api, "once", "attach", [("stdin", "true"), ("stdout", "true")])
     try:
@@ -333,16 +331,34 @@ async def test_attach_stdin_once_closes_stdin_after_the_session(node: Node) -> N
     assert main_status(done)["state"]["terminated"]["exitCode"] == 0
 
 
+async def test_attach_to_a_terminal_container(node: Node) -> None:
+    """``tty: true``: the container runs on a terminal (its controlling one, ``TERM`` set);
+    attach types into it, sees its echo and output on channel 1 (stderr too), and resize
+    messages reach it (``stty size``).  stdin stays open across sessions (no stdinOnce)."""
+    script = "tty; echo term=$TERM; while read l; do echo got:$l; echo size=$(stty size) >&2; done"
+    await node.pod("terminal", script, tty=True, stdin=True)
+    text = await eventually(lambda: node.log("terminal"), lambda t: "term=" in t, what="started")
+    assert re.search(r"^/dev/pts/\d+\r$", text, re.M) and "term=xterm\r\n" in text, text
+    for word in ("hi", "again"):
+        s = await open_session(node.api, "terminal", "attach", [("stdin", "true"), ("stdout", "true"),
+                                                                ("tty", "true")])
+        try:
+            await s.resize(101, 33)
+            await asyncio.sleep(0.2)  # (resize and input take different ways to the terminal)
+            await s.send(STDIN, f"{word}\n".encode())
+            await s.wait_for(lambda s, w=word: f"got:{w}\r\n".encode() in s.out and b"size=33 101" in s.out,
+                             f"the echo of {word}")
+        finally:
+            await s.close()
+        assert s.err == b""
+        assert f"{word}\r\n".encode() in s.out  # the terminal echoes what is typed
+    assert "running" in main_status(await get_or_none(node.api, f"{PODS}/terminal"))["state"]
+
+
 async def test_attach_refusals(node: Node) -> None:
-    """A tty container cannot be attached to (said on channel 3); a completed pod and a
-    plain GET are refused by the API server."""
-    await node.pod("terminal", "sleep 3600", tty=True, stdin=True)
-    s = await open_session(node.api, "terminal", "attach", [("stdout", "true"), ("tty", "true")])
-    try:
-        status = await s.finish()
-    finally:
-        await s.close()
-    assert status["status"] == "Failure" and "tty: true" in status["message"], status
+    """A completed pod, a container not in the pod and a plain GET are refused by the API
+    server."""
+    await node.pod("terminal", "sleep 3600")
     code, body = await node.api.call("GET", f"{PODS}/terminal/attach?stdout=true")
     assert code == 400 and "Upgrade request required" in body["message"]
     code, body = await node.api.call("GET", f"{PODS}/terminal/attach?stdout=true&container=nope")
@@ -384,10 +400,9 @@ async def test_kubectl_attach_sees_new_output(node: Node) -> None:
 
 @needs_kubectl
 async def test_kubectl_attach_stdin(node: Node) -> None:
-    """``kubectl attach -i`` pipes its stdin into the container (stdinOnce on the process
-    runtime: its EOF ends the container and so the session)."""
-    once = node.runtime == "process"
-    await node.pod("reader", ECHO_LINES, stdin=True, stdinOnce=once)
+    """``kubectl attach -i`` pipes its stdin into the container (stdinOnce: its EOF ends the
+    container and so the session)."""
+    await node.pod("reader", ECHO_LINES, stdin=True, stdinOnce=True)
     proc = await asyncio.create_subprocess_exec(
         "kubectl", f"--kubeconfig={node.api.kubeconfig}", "attach", "-i", "reader",
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
@@ -401,11 +416,10 @@ async def test_kubectl_attach_stdin(node: Node) -> None:
                 chunk = await proc.stdout.read(4096)
                 assert chunk, out
                 out += chunk
-            if once:
-                proc.stdin.close()
-                out += await proc.stdout.read()
-                assert await proc.wait() == 0, out
-                assert b"eof" in out
+            proc.stdin.close()
+            out += await proc.stdout.read()
+            assert await proc.wait() == 0, out
+            assert b"eof" in out
     finally:
         if proc.returncode is None:
             proc.kill()

@@ -406,6 +406,87 @@ async def test_stdin_once_reads_eof_when_the_writers_are_gone(pod: Pod) -> None:
     assert cri_lines(pod.log("once")) == [("stdout", "got hello\n"), ("stdout", "eof\n")]
 
 
+async def test_stdin_once_eof_after_the_first_writer_without_a_held_end(pod: Pod) -> None:
+    """``stdinOnce`` as an attach session gives it: nobody holds the FIFO before the session;
+    the session writes, closes, and the container reads EOF (after all it wrote)."""
+    fifo = pod.base / "stdin"
+    os.mkfifo(fifo, 0o600)
+    cid, _ = await pod.create("once", ["sh", "-c", "while read line; do echo got $line; done; echo eof"],
+                              log_format="cri", stdin=fifo, stdin_once=True)
+    await pod.runc.start(cid)
+    await asyncio.sleep(0.3)  # no writer yet: no EOF either
+    assert (await pod.runc.state(cid))["status"] == "running"
+    fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # the shim reads it: opens at once
+    os.write(fd, b"".join(b"line%d\n" % i for i in range(2000)))  # more than a pipe holds at once
+    os.close(fd)
+    assert (await wait(pod, cid)).exit_code == 0
+    lines = cri_lines(pod.log("once"))
+    assert lines == [("stdout", f"got line{i}\n") for i in range(2000)] + [("stdout", "eof\n")]
+
+
+async def test_close_stdin_request_ends_stdin_once(pod: Pod) -> None:
+    """``close_stdin`` (the kubelet's stdinOnce at the end of a session): what the FIFO holds
+    is still read, then EOF -- even while a writer keeps the FIFO open."""
+    fifo = pod.base / "stdin"
+    os.mkfifo(fifo, 0o600)
+    cid, _ = await pod.create("once", ["sh", "-c", "while read line; do echo got $line; done; echo eof"],
+                              log_format="cri", stdin=fifo, stdin_once=True)
+    await pod.runc.start(cid)
+    fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    try:
+        os.write(fd, b"last\n")
+        pod.runc.close_stdin(cid)
+        assert (await wait(pod, cid)).exit_code == 0
+    finally:
+        os.close(fd)
+    assert cri_lines(pod.log("once")) == [("stdout", "got last\n"), ("stdout", "eof\n")]
+    with pytest.raises(RuncError, match="not running"):
+        pod.runc.close_stdin(cid)  # the shim is gone
+
+
+async def test_terminal_container(pod: Pod) -> None:
+    """``process.terminal``: the container runs on a terminal (a pty, its controlling one)
+    whose output is logged as stdout, its input copied from the stdin FIFO; resize reaches
+    it (``stty size``); stdin stays open across writers."""
+    fifo = pod.base / "stdin"
+    os.mkfifo(fifo, 0o600)
+    script = "tty; while read line; do echo got:$line; echo size=$(stty size) >&2; done; echo eof"
+    cid, _ = await pod.create("tty", ["sh", "-c", script], log_format="cri", stdin=fifo,
+                              container={"tty": True})
+    await pod.runc.start(cid)
+    await eventually(lambda: any(t.startswith("/dev/pts/") for _, t in cri_lines(pod.log("tty"))), what="tty")
+    pod.runc.resize(cid, 123, 45)
+    for word in ("one", "two"):  # two writers in turn, as two attach sessions
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        os.write(fd, f"{word}\n".encode())
+        os.close(fd)
+        await eventually(lambda w=word: ("stdout", f"got:{w}\r\n") in cri_lines(pod.log("tty")), what=word)
+    lines = cri_lines(pod.log("tty"))
+    assert ("stdout", "size=45 123\r\n") in lines  # stderr too: one stream, the terminal's
+    assert {stream for stream, _ in lines} == {"stdout"}
+    assert ("stdout", "eof\r\n") not in lines
+    await pod.runc.kill(cid, signal.SIGKILL)
+    assert (await wait(pod, cid)).exit_code == 137
+    with pytest.raises(RuncError):
+        pod.runc.resize(cid, 80, 24)
+
+
+async def test_terminal_container_without_stdin_and_a_long_data_dir(tmp_path: Path, rootfs: Path) -> None:
+    """A terminal without stdin; the console socket's path is relative to the shim dir, so a
+    data dir deeper than a unix socket's 107 bytes works."""
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    p = Pod(Runc(deep / "data"), tmp_path, rootfs)
+    try:
+        cid = await p.run("tty", ["sh", "-c", "tty; echo out; echo err >&2"], log_format="cri",
+                          container={"tty": True})
+        assert (await wait(p, cid)).exit_code == 0
+        lines = cri_lines(p.log("tty"))
+        assert lines[0][1].startswith("/dev/pts/") and lines[1:] == [("stdout", "out\r\n"), ("stdout", "err\r\n")]
+    finally:
+        await p.cleanup()
+    await p.assert_nothing_left()
+
+
 async def test_reopen_log_after_rotation_loses_nothing(pod: Pod) -> None:
     """Log rotation: the log is renamed away, the shim reopens it on request (SIGUSR1) and the
     lines go on in a new file at the same path, none lost or doubled."""

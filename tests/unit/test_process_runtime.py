@@ -152,10 +152,18 @@ async def test_logs_are_cri_format_with_both_streams(pod):
     assert entries == [("stderr", False, b"err1\n"), ("stdout", False, b"out1\n"), ("stdout", True, b"no newline")]
 
 
-async def test_tty_sends_stderr_to_stdout(pod):
-    cid, config = await pod.run("sh", "-c", "echo err >&2", tty=True)
+async def test_tty_runs_on_a_terminal_and_logs_it_as_stdout(pod):
+    """``tty``: a new pty, the process' controlling terminal (``TERM`` set); its output,
+    stderr included, is logged as stdout ("\n" goes out as "\r\n" on a terminal), and
+    resize_container sets its size."""
+    cid, config = await pod.run("sh", "-c", "tty; echo term=$TERM; sleep 0.5; echo size=$(stty size) >&2",
+                                tty=True)
+    pod.runtime.resize_container(cid, 120, 40)
     await pod.wait_exited(cid)
-    assert [(e.stream, e.content) for e in crilog.read_entries(config.log_path)] == [("stdout", b"err\n")]
+    entries = [(e.stream, e.content) for e in crilog.read_entries(config.log_path)]
+    assert re.fullmatch(rb"/dev/pts/\d+\r\n", entries[0][1]), entries
+    assert entries[1:] == [("stdout", b"term=xterm\r\n"), ("stdout", b"size=40 120\r\n")]
+    assert (await pod.runtime.container_status(cid)).exit_code == 0
 
 
 async def test_working_dir(pod, tmp_path):

@@ -7,8 +7,10 @@ tests/integration/test_runc.py."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -189,3 +191,133 @@ def test_rotated_logs_lists_plain_generations_oldest_first(tmp_path):
 
 def test_shim_path_is_a_file_of_the_package():
     assert SHIM.name == "shim.py" and SHIM.is_file() and Path(shim.__file__).resolve() == SHIM
+
+
+def _relay_shim(tmp_path: Path, fifo: Path, *, once: bool) -> shim.Shim:
+    params = {"dir": str(tmp_path), "stdin": str(fifo)}
+    if once:
+        params["stdin_once"] = "1"
+    return shim.Shim(params)
+
+
+def test_stdin_once_relay_copies_the_fifo_and_closes_at_the_first_writers_end(tmp_path):
+    """stdin_once without a terminal: the container's stdin is a pipe the shim writes; it
+    reads what the FIFO's first writer wrote, then EOF once that writer has gone."""
+    fifo = tmp_path / "stdin"
+    os.mkfifo(fifo)
+    s = _relay_shim(tmp_path, fifo, once=True)
+    container_stdin = s._open_stdin()  # the pipe's read end, as runc would get it
+    try:
+        # No writer yet: the FIFO does not show as readable, so the shim's loop sees no EOF
+        # (it reads the FIFO only when select says so).
+        assert select.select([s.src], [], [], 0.1)[0] == []
+        w = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        os.write(w, b"hello\n")
+        os.close(w)
+        s._read_src()  # the data, then the writer's end
+        s._write_dst()
+        assert s.src == -1 and s.dst == -1  # the pipe closed after the data went in
+        assert os.read(container_stdin, 100) == b"hello\n"
+        assert os.read(container_stdin, 100) == b""  # EOF
+    finally:
+        os.close(container_stdin)
+
+
+def test_relay_holds_input_a_container_does_not_read_yet(tmp_path):
+    """More than a pipe holds: the rest waits in the shim (nothing is lost, the shim never
+    blocks), and goes in as the container reads."""
+    fifo = tmp_path / "stdin"
+    os.mkfifo(fifo)
+    s = _relay_shim(tmp_path, fifo, once=True)
+    container_stdin = s._open_stdin()
+    w = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    data = os.urandom(200_000)
+    os.write(w, data[:65536])  # the FIFO's capacity
+    data_sent_first = 65536
+    got = bytearray()
+    os.set_blocking(container_stdin, False)
+    try:
+        sent = data_sent_first
+        s._read_src()
+        s._write_dst()  # fills the pipe
+        sent += os.write(w, data[sent:sent + 65536])
+        s._read_src()
+        s._write_dst()
+        assert len(s.pending) > 0  # the pipe is full: the rest waits in the shim
+        while True:
+            if sent < len(data):
+                with contextlib.suppress(BlockingIOError):
+                    sent += os.write(w, data[sent:sent + 4096])
+                if sent == len(data):
+                    os.close(w)
+            s._read_src()
+            s._write_dst()
+            try:
+                chunk = os.read(container_stdin, 65536)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                break
+            got += chunk
+        assert bytes(got) == data and s.dst == -1
+    finally:
+        os.close(container_stdin)
+
+
+def test_control_close_stdin_copies_what_the_fifo_holds_first(tmp_path):
+    """``close-stdin`` on the control FIFO (the kubelet's stdinOnce) while a writer still
+    holds the FIFO: what it wrote goes in, then EOF; other lines are ignored."""
+    fifo = tmp_path / "stdin"
+    os.mkfifo(fifo)
+    s = _relay_shim(tmp_path, fifo, once=True)
+    container_stdin = s._open_stdin()
+    r, control = os.pipe()
+    os.set_blocking(r, False)
+    s.control = r
+    w = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    try:
+        os.write(w, b"last words\n")
+        os.write(control, b"nonsense\nresize 80 24\nclose-")  # (no terminal: resize does nothing)
+        s._read_control()
+        assert s.src >= 0
+        os.write(control, b"stdin\n")
+        s._read_control()
+        assert s.src == -1 and s.dst == -1
+        assert os.read(container_stdin, 100) == b"last words\n"
+        assert os.read(container_stdin, 100) == b""
+    finally:
+        for fd in (w, r, control, container_stdin):
+            os.close(fd)
+
+
+def test_stdin_without_once_or_terminal_is_the_fifo_itself(tmp_path):
+    """Plain ``stdin``: the container holds the FIFO read-write (never EOF across attach
+    sessions); the shim relays nothing."""
+    fifo = tmp_path / "stdin"
+    os.mkfifo(fifo)
+    s = _relay_shim(tmp_path, fifo, once=False)
+    fd = s._open_stdin()
+    try:
+        assert not s.relay and s.src == -1 and s.dst == -1
+        os.write(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK), b"x")  # (a reader holds it: opens at once)
+        assert os.read(fd, 1) == b"x"
+    finally:
+        os.close(fd)
+
+
+def test_resize_sets_the_terminal_size(tmp_path):
+    master, slave = os.openpty()
+    s = shim.Shim({"dir": str(tmp_path), "tty": "1"})
+    s.master = master
+    r, control = os.pipe()
+    os.set_blocking(r, False)
+    s.control = r
+    try:
+        os.write(control, b"resize 132 43\n")
+        s._read_control()
+        from pinnace.kubelet.runtime.stdio import get_winsize
+
+        assert get_winsize(slave) == (132, 43)
+    finally:
+        for fd in (master, slave, r, control):
+            os.close(fd)

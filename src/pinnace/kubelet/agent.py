@@ -239,6 +239,7 @@ async def _attach(kubelet: Kubelet, req: AttachRequest) -> AttachTarget | None:
     runtime = kubelet.runtime
     stdin_path = getattr(runtime, "stdin_path", None)
     close_stdin = getattr(runtime, "close_stdin", None)
+    resize = getattr(runtime, "resize_container", None) if spec.get("tty") else None
     return AttachTarget(
         log_path=log_path,
         # A restart is a new container (and log): this session ends with the one it attached to.
@@ -246,7 +247,8 @@ async def _attach(kubelet: Kubelet, req: AttachRequest) -> AttachTarget | None:
         stdin=stdin_path(container_id) if stdin_path is not None and spec.get("stdin") else None,
         stdin_once=bool(spec.get("stdinOnce")),
         close_stdin=(lambda: close_stdin(container_id)) if close_stdin is not None else None,
-        tty=bool(spec.get("tty")))
+        tty=bool(spec.get("tty")),
+        resize=(lambda width, height: resize(container_id, width, height)) if resize is not None else None)
 
 
 __all__ = ["AgentConfig", "RunningAgent", "choose_pod_network", "choose_runtime", "host_ip", "runtime_name",

@@ -26,8 +26,9 @@ output from now on (its CRI log followed from the current end, each entry on the
 channel of its stream) and, for a container with ``stdin: true``, channel 0 written
 into its stdin FIFO; with ``stdinOnce`` the runtime closes that stdin when the first
 session that attached it ends.  The session ends with a Success status once the
-container has stopped.  Containers with ``tty: true`` cannot be attached to (the
-runtimes do not run them on a terminal): the session answers that on channel 3.
+container has stopped.  A container with ``tty: true`` runs on a terminal: its log is all
+``stdout`` (channel 1), channel 0 is what is typed, and resize messages on channel 4 set
+its terminal's size (``AttachTarget.resize``).
 
 ``/portForward/{namespace}/{pod}`` speaks ``portforward.k8s.io`` over SPDY/3.1
 carried in WebSocket binary messages (subprotocol ``SPDY/3.1+portforward.k8s.io``,
@@ -429,7 +430,8 @@ class AttachTarget:
     stdin: Path | None = None  # its stdin FIFO; None when it has no stdin (or it was closed)
     stdin_once: bool = False
     close_stdin: Callable[[], Awaitable[None]] | None = None  # stdinOnce: after the first session with stdin
-    tty: bool = False  # it runs with ``tty: true``: not supported
+    tty: bool = False  # it runs with ``tty: true`` (on a terminal)
+    resize: Callable[[int, int], None] | None = None  # (width, height) of its terminal
 
 
 # AttachRequest -> the container, or None when it is not running here (may be async; may raise).
@@ -732,9 +734,6 @@ class KubeletServer:
             target, error = None, str(e) or type(e).__name__
         if target is None:
             error = error or f'container "{req.container}" in pod "{req.pod}" is not running'
-        elif target.tty:
-            error = (f'cannot attach to container "{req.container}" in pod "{req.pod}": it runs with tty: true, '
-                     "and containers with a terminal are not supported by this kubelet")
         if target is None or error:
             await _fail(ws, [], error)
             return ws
@@ -778,6 +777,13 @@ class KubeletServer:
                         await end_stdin()
                 elif channel == CLOSE and data[:1] == bytes([STDIN]):
                     await end_stdin()
+                elif channel == RESIZE and target.resize is not None:
+                    size = _terminal_size(data)
+                    if size is not None:
+                        try:
+                            target.resize(*size)
+                        except Exception as e:  # the container (or its terminal) is gone
+                            log.debug("attach %s/%s/%s: resize: %s", req.namespace, req.pod, req.container, e)
 
         async def to_client() -> None:
             lf = LogFile(target.log_path, _file_size(target.log_path))

@@ -20,9 +20,12 @@ isolation**: no namespaces, no cgroups, no rootfs, no users.  What that means:
   the grace period; when the main process exits, whatever is left of its group is
   killed, as the kernel does when a pid namespace's init exits.  Processes that
   leave the group (``setsid``) escape.
-- security_context, resources, tty (no pty; with ``tty`` stderr goes to the stdout
-  stream, as with a terminal) are ignored.  ``kubectl exec -t`` does get a terminal: a
-  new pty, the command's controlling terminal.
+- security_context and resources are ignored.
+- ``tty``: the process runs on a new pty (``os.openpty``), its controlling terminal; this
+  runtime holds the master, logs its output (all as ``stdout``), copies the stdin FIFO into
+  it and sets its size (:meth:`ProcessRuntime.resize_container`).  The master lives in the
+  kubelet: when the kubelet goes, the terminal hangs up (SIGHUP), and a restarted kubelet
+  has no terminal output to log.  ``kubectl exec -t`` gets a new pty too.
 
 stdout/stderr go through FIFOs in the container's state directory, which the child
 holds open read-write: if the kubelet dies the container does not get SIGPIPE, its
@@ -59,6 +62,7 @@ import os
 import secrets
 import shutil
 import signal
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,7 +79,14 @@ from pinnace.kubelet.runtime.base import (
     SandboxConfig,
     State,
 )
-from pinnace.kubelet.runtime.stdio import ExecProcess, set_controlling_terminal, terminal_process
+from pinnace.kubelet.runtime.stdio import (
+    ExecProcess,
+    FdWriter,
+    read_stream,
+    set_controlling_terminal,
+    set_winsize,
+    terminal_process,
+)
 
 log = logging.getLogger(__name__)
 
@@ -215,17 +226,46 @@ class _Record:
             sandbox_id=self.sandbox_id)
 
 
+class _TerminalChild:
+    """A process started on a terminal with :class:`subprocess.Popen`, which makes the terminal
+    its controlling one *after* giving it its stdio (uvloop's subprocesses run a preexec_fn
+    before that, where TIOCSCTTY fails); awaited on a pidfd.  The parts of
+    asyncio.subprocess.Process this runtime uses."""
+
+    def __init__(self, popen: subprocess.Popen[bytes]):
+        self.popen, self.pid = popen, popen.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.returncode
+
+    async def wait(self) -> int:
+        from .runc import wait_pid
+
+        code = await wait_pid(self.pid, self.popen.poll)
+        return UNKNOWN_EXIT_CODE if code is None else code
+
+
+def _spawn_on_terminal(argv: list[str], cwd: str, env: dict[str, str], slave: int) -> _TerminalChild:
+    """``argv`` in a session of its own whose controlling terminal is the pty ``slave``."""
+    return _TerminalChild(subprocess.Popen(argv, cwd=cwd, env=env, stdin=slave, stdout=slave, stderr=slave,
+                                           start_new_session=True, preexec_fn=set_controlling_terminal))
+
+
 @dataclass
 class _Live:
     """What this runtime instance watches of a running container."""
 
-    proc: asyncio.subprocess.Process | None  # None: adopted after a restart, not our child
+    # None: adopted after a restart, not our child
+    proc: asyncio.subprocess.Process | _TerminalChild | None
     pumps: list[asyncio.Task[None]] = field(default_factory=list)
     waiter: asyncio.Task[None] | None = None
     exited: asyncio.Event = field(default_factory=asyncio.Event)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     stopping: bool = False
     stdin_writer: int | None = None  # with stdin_once: the FIFO's write end, until close_stdin
+    master: int | None = None  # with tty: the terminal's master (resize)
+    relay: asyncio.Task[None] | None = None  # with tty and stdin: the FIFO copied into the master
 
 
 class ProcessRuntime:
@@ -351,11 +391,12 @@ class ProcessRuntime:
         # Our read ends first (non-blocking open of a FIFO without writers succeeds); the
         # child gets read-write ends, so it never sees a reader-less FIFO (SIGPIPE) even
         # when the kubelet is gone.
-        live.pumps = [await self._pump(d / "stdout", cfg.log_path, "stdout")]
-        if not cfg.tty:
-            live.pumps.append(await self._pump(d / "stderr", cfg.log_path, "stderr"))
+        if cfg.tty:
+            return await self._start_on_terminal(rec, live)
+        live.pumps = [await self._pump(d / "stdout", cfg.log_path, "stdout"),
+                      await self._pump(d / "stderr", cfg.log_path, "stderr")]
         out_fd = os.open(d / "stdout", os.O_RDWR)
-        err_fd = out_fd if cfg.tty else os.open(d / "stderr", os.O_RDWR)
+        err_fd = os.open(d / "stderr", os.O_RDWR)
         in_fd: int | None = None
         if cfg.stdin:
             if cfg.stdin_once:  # our write end first: opening the read end then does not block
@@ -378,12 +419,56 @@ class ProcessRuntime:
             raise RuntimeError_(message) from e
         finally:
             os.close(out_fd)
-            if err_fd != out_fd:
-                os.close(err_fd)
+            os.close(err_fd)
             if in_fd is not None:
                 os.close(in_fd)
             if live.proc is None:
                 _close_stdin(live)
+        self._started(rec, live)
+
+    async def _start_on_terminal(self, rec: _Record, live: _Live) -> None:
+        """``tty``: the process on a new pty, whose master we log (as ``stdout``) and copy the
+        stdin FIFO into: read-only with ``stdin_once`` (its EOF, when the first attach session
+        has gone, ends the copying: a terminal has no EOF to give), else read-write."""
+        cfg = rec.config
+        master, slave = os.openpty()
+        try:
+            if not cfg.args:
+                raise RuntimeError_("no command specified")
+            live.proc = _spawn_on_terminal(cfg.args, rec.workdir, {"TERM": "xterm", **rec.env}, slave)
+        except (OSError, RuntimeError_) as e:
+            os.close(master)
+            message = _exec_error(cfg.args[0], e) if isinstance(e, OSError) else str(e)
+            rec.state, rec.exit_code, rec.reason, rec.message = "exited", START_ERROR_EXIT_CODE, "StartError", message
+            rec.started_at = rec.finished_at = time.time()
+            self._save(rec)
+            raise RuntimeError_(message) from e
+        finally:
+            os.close(slave)  # the process' now: the master reads EIO once it (and its children) closed it
+        live.master = master
+        reader, transport = await read_stream(master)
+
+        async def log_output() -> None:
+            try:
+                await crilog.pump(reader, cfg.log_path, "stdout")
+            finally:
+                transport.close()
+
+        live.pumps = [asyncio.create_task(log_output(), name=f"log tty {rec.id[:12]}")]
+        if cfg.stdin:
+            mode = os.O_RDONLY if cfg.stdin_once else os.O_RDWR
+            fifo = os.open(self._dir(rec.id) / "stdin", mode | os.O_NONBLOCK | os.O_CLOEXEC)
+            try:
+                source, source_transport = await read_stream(fifo)
+            finally:
+                os.close(fifo)
+            live.relay = asyncio.create_task(_relay(source, source_transport, FdWriter(os.dup(master))),
+                                             name=f"stdin tty {rec.id[:12]}")
+        self._started(rec, live)
+
+    def _started(self, rec: _Record, live: _Live) -> None:
+        assert live.proc is not None
+        container_id = rec.id
         rec.state, rec.started_at = "running", time.time()
         rec.pid, rec.proc_start, rec.boot_id = live.proc.pid, _proc_start(live.proc.pid), _BOOT_ID
         self._save(rec)  # before the reaper can record the exit
@@ -413,7 +498,12 @@ class ProcessRuntime:
             # The rest of the container dies with its main process, as in a pid namespace.
             _killpg(live.proc.pid, signal.SIGKILL)
             _close_stdin(live)
+            if live.relay is not None:
+                live.relay.cancel()
             await _drain(live.pumps)  # the log is complete before the status says exited
+            if live.master is not None:
+                os.close(live.master)
+                live.master = None
             rec = self._load(container_id)
             if rec is not None:
                 code = _exit_code(returncode)
@@ -578,9 +668,7 @@ class ProcessRuntime:
             return handle
         master, slave = os.openpty()
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *cmd, cwd=rec.workdir, env={**rec.env, "TERM": "xterm"}, start_new_session=True,
-                stdin=slave, stdout=slave, stderr=slave, preexec_fn=set_controlling_terminal)
+            proc = _spawn_on_terminal(cmd, rec.workdir, {**rec.env, "TERM": "xterm"}, slave)
         except OSError as e:
             os.close(master)
             raise RuntimeError_(_exec_error(cmd[0], e)) from e
@@ -606,6 +694,13 @@ class ProcessRuntime:
         if live is not None:
             _close_stdin(live)
 
+    def resize_container(self, container_id: str, width: int, height: int) -> None:
+        """Set the size of a ``tty`` container's terminal (``kubectl attach -t`` resizes)."""
+        live = self._live.get(container_id)
+        if live is None or live.master is None:
+            raise RuntimeError_(f"container {container_id} has no terminal here")
+        set_winsize(live.master, width, height)
+
     async def reopen_container_log(self, container_id: str) -> None:
         """CRI's ReopenContainerLog (log rotation): the log pumps write a new file at the path."""
         rec = self._must_load(container_id)
@@ -617,10 +712,14 @@ class ProcessRuntime:
         instance over the same ``state_dir`` picks them up."""
         lives = list(self._live.values())
         self._live.clear()
-        tasks = [t for live in lives for t in (live.waiter, *live.pumps) if t is not None]
+        tasks = [t for live in lives for t in (live.waiter, live.relay, *live.pumps) if t is not None]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for live in lives:  # (a terminal's master: the process sees its terminal hang up)
+            if live.master is not None:
+                os.close(live.master)
+                live.master = None
 
 
 def _close_stdin(live: _Live) -> None:
@@ -629,7 +728,20 @@ def _close_stdin(live: _Live) -> None:
         live.stdin_writer = None
 
 
-def _kill_group(proc: asyncio.subprocess.Process) -> None:
+async def _relay(source: asyncio.StreamReader, transport: asyncio.ReadTransport, dest: FdWriter) -> None:
+    """Copy a stdin FIFO into a terminal's master until the FIFO's EOF."""
+    try:
+        while chunk := await source.read(64 * 1024):
+            dest.write(chunk)
+            await dest.drain()
+    except ConnectionError:  # the terminal is gone
+        pass
+    finally:
+        transport.close()
+        dest.close()
+
+
+def _kill_group(proc: asyncio.subprocess.Process | _TerminalChild) -> None:
     """SIGKILL an exec'd command and what it started (its own process group)."""
     if proc.returncode is None:
         _killpg(proc.pid, signal.SIGKILL)

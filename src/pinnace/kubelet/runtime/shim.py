@@ -312,9 +312,9 @@ class Shim:
         argv = [p["runc"], "--root", p["root"], "--log", log_file, "--log-format", "json",
                 "create", "--bundle", p["bundle"], "--pid-file", pid_file, p["id"]]
         if listener is not None:
-            # Relative to our cwd (the shim dir, see _console_socket): a unix socket's path is
-            # limited to 107 bytes, which a data dir may well exceed.
-            argv[-1:-1] = ["--console-socket", CONSOLE_SOCKET]
+            # Through our cwd (the shim dir, see _console_socket; runc itself moves to the
+            # bundle): a unix socket's path is limited to 107 bytes, which a data dir may exceed.
+            argv[-1:-1] = ["--console-socket", f"/proc/{os.getpid()}/cwd/{CONSOLE_SOCKET}"]
         try:
             # Default dispositions for what Python (SIGPIPE) or the shim server (SIGCHLD) ignore:
             # ignored signals stay ignored across exec, down to the container's processes.
