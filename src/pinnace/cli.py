@@ -358,7 +358,9 @@ def cmd_kubelet(args: argparse.Namespace) -> int:
     node_name = args.node_name or socket.gethostname().lower()
 
     async def main(stop: asyncio.Event) -> None:
-        agent = await start_agent(_agent_config(args, kubeconfig, data_dir, node_name, Path(args.client_ca_file)))
+        agent = await start_agent(_agent_config(args, kubeconfig, data_dir, node_name, Path(args.client_ca_file),
+                                                serving))
+        _release_free_memory()
         await stop.wait()
         await agent.stop()
 
@@ -367,13 +369,20 @@ def cmd_kubelet(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     _setup_logging(args.verbose)
+    try:
+        cert, key = _in_child(lambda: [str(p) for p in _kubelet_serving_files(args, data_dir, node_name)])
+    except CredentialsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    serving = (Path(cert), Path(key))
     return _run(main)
 
 
-def _agent_config(args: argparse.Namespace, kubeconfig: Path, data_dir: Path, node_name: str, client_ca: Path):
+def _agent_config(args: argparse.Namespace, kubeconfig: Path, data_dir: Path, node_name: str, client_ca: Path,
+                  serving: tuple[Path, Path]):
     from .kubelet.agent import AgentConfig
 
-    cert, key = _kubelet_serving_files(args, data_dir, node_name)
+    cert, key = serving
     return AgentConfig(kubeconfig=kubeconfig, data_dir=data_dir, node_name=node_name, serving_cert=cert,
                        serving_key=key, client_ca=client_ca, runtime=args.runtime, node_ip=args.node_ip or "",
                        port=args.kubelet_port, **_agent_network_options(args),
@@ -395,24 +404,108 @@ def _kubelet_serving_files(args: argparse.Namespace, data_dir: Path, node_name: 
 def cmd_agent(args: argparse.Namespace) -> int:
     """Join a cluster with a token (TLS bootstrap), then run the kubelet."""
     from .kubelet.agent import start_agent
-    from .kubelet.bootstrap import BootstrapError, bootstrap
 
     data_dir = Path(args.data_dir or default_data_dir() / "agent").expanduser().resolve()
     node_name = args.node_name or socket.gethostname().lower()
 
+    def join() -> list[str]:
+        from .kubelet.bootstrap import BootstrapError, bootstrap
+
+        try:
+            kubeconfig = asyncio.run(bootstrap(args.server, args.token, data_dir, node_name))
+        except BootstrapError as e:
+            raise CredentialsError(str(e)) from e
+        return [str(kubeconfig), *map(str, _kubelet_serving_files(args, data_dir, node_name))]
+
     async def main(stop: asyncio.Event) -> None:
-        kubeconfig = await bootstrap(args.server, args.token, data_dir, node_name)
-        agent = await start_agent(_agent_config(args, kubeconfig, data_dir, node_name, data_dir / "ca.crt"))
+        agent = await start_agent(_agent_config(args, Path(kubeconfig), data_dir, node_name, data_dir / "ca.crt",
+                                                (Path(cert), Path(key))))
+        _release_free_memory()
         print(f"Node {node_name} joined {args.server}; runtime {agent.kubelet.runtime.name}", flush=True)
         await stop.wait()
         await agent.stop()
 
     _setup_logging(args.verbose)
     try:
-        return _run(main)
-    except BootstrapError as e:
+        kubeconfig, cert, key = _in_child(join)
+    except CredentialsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    return _run(main)
+
+
+def _release_free_memory() -> None:
+    """Hand the C heap's free pages back to the system once a node agent has started: compiling
+    its modules and the first lists leave megabytes free but resident."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)
+
+
+class CredentialsError(Exception):
+    """A node's credentials could not be made; the message says why."""
+
+
+def _in_child(work: Callable[[], list[str]]) -> list[str]:
+    """``work()`` run in a forked child, its result back through a pipe: what makes or checks a
+    node's certificates (the TLS bootstrap, the serving certificate) loads cryptography, ~9 MB the
+    agent would keep resident for nothing.  CredentialsError carries the child's error.  Inline
+    when threads run (a fork would copy their held locks)."""
+    import threading
+
+    if threading.active_count() > 1:
+        return work()
+    import json
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    parent = os.getpid()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe
+        os.close(r)
+        code = 0
+        try:
+            _exit_with_parent(parent)
+            out: dict = {"result": work()}
+        except CredentialsError as e:
+            out, code = {"error": str(e)}, 1
+        except BaseException as e:
+            import traceback
+
+            traceback.print_exc()
+            out, code = {"error": f"{type(e).__name__}: {e}"}, 1
+        try:
+            with os.fdopen(w, "wb") as f:
+                f.write(json.dumps(out).encode())
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+    os.close(w)
+    try:
+        with os.fdopen(r, "rb") as f:
+            data = f.read()
+    finally:
+        os.waitpid(pid, 0)
+    out = json.loads(data or b"{}")
+    if "result" not in out:
+        raise CredentialsError(out.get("error") or "the credentials process died")
+    return out["result"]
+
+
+def _exit_with_parent(parent: int) -> None:
+    """SIGTERM this (forked) process when its parent dies, as the agent's own stop would."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before that took effect
+        os._exit(1)
 
 
 def cmd_apiserver(args: argparse.Namespace) -> int:

@@ -10,24 +10,27 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
-
-from . import oci
-from .credentials import BasicAuth, DockerKeyring
 from .errors import ImageNeverPullError, ImageNotFoundError
-from .importer import import_archive
 from .reference import DEFAULT_TAG, familiar, parse_reference
-from .registry import Progress, RegistryClient
 from .store import ImageStore, LocalImage
-from .unpack import unpack_image
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from . import oci
+    from .credentials import BasicAuth, DockerKeyring
+    from .registry import Progress, RegistryClient
+
+    Credentials = DockerKeyring | Mapping[str, Any] | Iterable[BasicAuth] | None
+
+# The registry client, credentials, archive import and unpacking (tarfile, gzip) are imported
+# where used: a node whose images are present and unpacked never needs them.
 
 PULL_ALWAYS = "Always"
 PULL_IF_NOT_PRESENT = "IfNotPresent"
 PULL_NEVER = "Never"
-
-Credentials = DockerKeyring | Mapping[str, Any] | Iterable[BasicAuth] | None
 
 
 def default_pull_policy(image: str) -> str:
@@ -41,6 +44,8 @@ def default_pull_policy(image: str) -> str:
 def _credentials_for(credentials: Credentials, image: str) -> list[BasicAuth]:
     if credentials is None:
         return []
+    from .credentials import DockerKeyring
+
     if isinstance(credentials, Mapping):  # a decoded .dockerconfigjson
         credentials = DockerKeyring().add(dict(credentials))
     if isinstance(credentials, DockerKeyring):
@@ -70,6 +75,10 @@ class ImageService:
         await self.close()
 
     def _client(self) -> RegistryClient:
+        import aiohttp
+
+        from .registry import RegistryClient
+
         if self._http is None:
             # sock_read bounds a stalled transfer; a big layer can legitimately take long overall.
             timeout = aiohttp.ClientTimeout(total=None, connect=30, sock_read=self._timeout)
@@ -134,6 +143,8 @@ class ImageService:
     # ---- import, remove, unpack ----------------------------------------------------------
 
     async def import_archive(self, path: Path | str, name: str | None = None) -> list[str]:
+        from .importer import import_archive
+
         return await asyncio.to_thread(import_archive, self.store, path, name)
 
     async def remove(self, image: str) -> list[str]:
@@ -151,4 +162,6 @@ class ImageService:
             if found is None:
                 raise ImageNotFoundError(f"image {image!r} is not present")
             image = found
+        from .unpack import unpack_image
+
         return await asyncio.to_thread(unpack_image, self.store, image, dest)

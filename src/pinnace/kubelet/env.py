@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
-from pinnace.api.validation import parse_quantity
 from pinnace.client.rest import ApiException
 from pinnace.kubelet.runtime.ocispec import expand
 
@@ -139,6 +138,8 @@ def resource_value(container: Mapping[str, Any], resource: str, divisor: Any = N
     if kind not in ("limits", "requests") or not (name in _ALLOCATABLE_FALLBACK or name.startswith("hugepages-")):
         raise ValueError(f"unsupported container resource : {resource}")
     amounts = dict((container.get("resources") or {}).get(kind) or {})
+    from pinnace.api.validation import parse_quantity  # a big module a node rarely needs
+
     if kind == "limits" and name in _ALLOCATABLE_FALLBACK and name not in amounts:
         amounts[name] = (node_allocatable or {}).get(name, "0")
     value = parse_quantity(amounts.get(name, "0"))

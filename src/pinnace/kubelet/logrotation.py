@@ -28,6 +28,7 @@ import contextlib
 import gzip
 import logging
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterable
@@ -50,8 +51,16 @@ TIMESTAMP_FORMAT = "%Y%m%d-%H%M%S"  # Go's "20060102-150405", as the kubelet nam
 LogSource = Callable[[], Iterable[tuple[str, Path]]]
 
 
+_SIMPLE_SIZE = re.compile(r"([0-9]+)(Ki|Mi|Gi|Ti|k|M|G|T)?")
+_SIZE_UNITS = {None: 1, "Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40,
+               "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+
+
 def parse_max_size(value: str | int) -> int:
     """``--container-log-max-size``: a quantity ("10Mi", "500Ki", "1G", "1048576") in bytes."""
+    simple = _SIMPLE_SIZE.fullmatch(value) if isinstance(value, str) else None
+    if simple is not None:  # the usual forms, without loading the full quantity parser (a big module)
+        return int(simple.group(1)) * _SIZE_UNITS[simple.group(2)]
     from ..api.validation import parse_quantity
 
     size = parse_quantity(value)

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
-from pinnace.api.validation import parse_quantity
 from pinnace.client.rest import ApiException, resource_path
 from pinnace.kubelet.env import configmap_data, field_value, pod_resource_value, secret_data
 from pinnace.kubelet.runtime.base import Mount
@@ -389,7 +388,11 @@ class VolumeManager:
         medium = source.get("medium") or ""
         if medium not in ("", "Memory"):
             raise VolumeError(f"emptyDir medium {medium!r} is not supported")
-        size = int(parse_quantity(source["sizeLimit"])) if source.get("sizeLimit") is not None else None
+        size = None
+        if source.get("sizeLimit") is not None:
+            from pinnace.api.validation import parse_quantity  # a big module a node rarely needs
+
+            size = int(parse_quantity(source["sizeLimit"]))
         if size is not None:
             state.size_limits[name] = size
         target = self._plugin_dir(pod, "emptyDir", name)

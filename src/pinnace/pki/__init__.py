@@ -11,27 +11,37 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+# cryptography is imported where keys and certificates are made or read, not here: a node agent
+# uses this module for peer_subject and kubeconfigs only, and should not keep ~9 MB of it resident.
 
 CA_YEARS = 10
 CERT_DAYS = 365
 
 
 def _key() -> ec.EllipticCurvePrivateKey:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     return ec.generate_private_key(ec.SECP256R1())
 
 
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
 
 
 def _pem_cert(cert: x509.Certificate) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
@@ -54,6 +64,11 @@ class CertificateAuthority:
 
     @classmethod
     def load_or_create(cls, directory: Path, common_name: str = "pinnace-ca") -> CertificateAuthority:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
         cert_path, key_path = directory / "ca.crt", directory / "ca.key"
         if cert_path.exists() and key_path.exists():
             cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
@@ -99,6 +114,10 @@ class CertificateAuthority:
         public_key: ec.EllipticCurvePublicKey | None = None,
         days: int = CERT_DAYS,
     ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey | None]:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
         key = None
         if public_key is None:
             key = _key()
@@ -140,6 +159,8 @@ class CertificateAuthority:
 
     def ca_hash(self) -> str:
         """``sha256:<hex>`` of the CA's public key, as kubeadm's discovery hash pins it."""
+        from cryptography.hazmat.primitives import hashes, serialization
+
         spki = self.cert.public_key().public_bytes(serialization.Encoding.DER,
                                                    serialization.PublicFormat.SubjectPublicKeyInfo)
         digest = hashes.Hash(hashes.SHA256())
@@ -148,6 +169,8 @@ class CertificateAuthority:
 
 
 def _still_valid(cert_path: Path, kwargs: dict) -> bool:
+    from cryptography import x509
+
     cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
     if cert.not_valid_after_utc < dt.datetime.now(dt.UTC) + dt.timedelta(days=30):
         return False

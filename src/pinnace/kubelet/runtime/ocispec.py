@@ -20,8 +20,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any, NamedTuple
 
-from pinnace.scheduler.model import quantity_value
-
 OCI_VERSION = "1.0.2"
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -429,6 +427,8 @@ def _quantity(resources: Mapping[str, Any], kind: str, name: str) -> int:
     value = (resources.get(kind) or {}).get(name)
     if value is None:
         return 0
+    from pinnace.scheduler.model import quantity_value  # the scheduler's model: only for pods with resources
+
     try:
         q = quantity_value(name, value)  # millicores for cpu, bytes for memory; rounds up
     except (ValueError, TypeError) as e:
