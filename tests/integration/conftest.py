@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -43,16 +44,15 @@ def pki_dir(tmp_path_factory) -> Path:
     return d
 
 
-@pytest.fixture
-async def api(tmp_path, pki_dir) -> AsyncIterator[Api]:
+@contextlib.asynccontextmanager
+async def serve_api(tmp_path: Path, pki_dir: Path, **config: Any) -> AsyncIterator[Api]:
+    """An API server on ``tmp_path/state.db`` with the session PKI (``config``: more
+    ApiServerConfig fields) and an admin HTTPS session to it."""
     pki = server_pki(pki_dir, "10.43.0.1")
-    token_file = tmp_path / "tokens.csv"
-    token_file.write_text('secret-token,alice,1001,"devs,qa"\n')
-    config = ApiServerConfig(storage=f"sqlite://{tmp_path}/state.db", port=0, tls_cert=pki.serving.cert,
-                             tls_key=pki.serving.key, client_ca=pki.ca.cert_path, token_auth_file=token_file,
-                             kubelet_client_cert=pki.kubelet_client.cert if pki.kubelet_client else None,
-                             kubelet_client_key=pki.kubelet_client.key if pki.kubelet_client else None)
-    server = ApiServer(config)
+    server = ApiServer(ApiServerConfig(
+        storage=f"sqlite://{tmp_path}/state.db", port=0, tls_cert=pki.serving.cert, tls_key=pki.serving.key,
+        client_ca=pki.ca.cert_path, kubelet_client_cert=pki.kubelet_client.cert if pki.kubelet_client else None,
+        kubelet_client_key=pki.kubelet_client.key if pki.kubelet_client else None, **config))
     await server.start()
     ctx = ssl.create_default_context(cafile=str(pki.ca.cert_path))
     ctx.load_cert_chain(str(pki.admin.cert), str(pki.admin.key))
@@ -64,3 +64,11 @@ async def api(tmp_path, pki_dir) -> AsyncIterator[Api]:
     finally:
         await session.close()
         await server.stop()
+
+
+@pytest.fixture
+async def api(tmp_path, pki_dir) -> AsyncIterator[Api]:
+    token_file = tmp_path / "tokens.csv"
+    token_file.write_text('secret-token,alice,1001,"devs,qa"\n')
+    async with serve_api(tmp_path, pki_dir, token_auth_file=token_file) as api:
+        yield api

@@ -22,14 +22,12 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from pinnace.apiserver.server import ApiServer, ApiServerConfig
 from pinnace.apiserver.serviceaccounts import TOKEN_MOUNT_PATH, ServiceAccountConfig
 from pinnace.controllers.rootcacertpublisher import RootCACertPublisher
 from pinnace.controllers.serviceaccount import ServiceAccountController
 from pinnace.controllers.serviceaccount_tokens import TokensController
-from pinnace.pki import server_pki, write_kubeconfig
 from pinnace.pki import serviceaccount as sat
-from tests.integration.conftest import Api
+from tests.integration.conftest import Api, serve_api
 from tests.support.cluster import kubectl, running
 from tests.support.images import IMAGE, busybox_archive
 from tests.support.runc import remove_runc_containers, runc_skip_reason
@@ -44,28 +42,11 @@ ISSUER = sat.DEFAULT_ISSUER
 @pytest.fixture
 async def api(tmp_path, pki_dir) -> AsyncIterator[Api]:
     """The API server of tests/integration/conftest.py, signing service-account tokens."""
-    pki = server_pki(pki_dir, "10.43.0.1")
     signing_key, _ = sat.ensure_signing_key(tmp_path / "sa")
-    config = ApiServerConfig(storage=f"sqlite://{tmp_path}/state.db", port=0, tls_cert=pki.serving.cert,
-                             tls_key=pki.serving.key, client_ca=pki.ca.cert_path,
-                             kubelet_client_cert=pki.kubelet_client.cert if pki.kubelet_client else None,
-                             kubelet_client_key=pki.kubelet_client.key if pki.kubelet_client else None,
-                             service_accounts=ServiceAccountConfig(signing_key_file=signing_key))
-    server = ApiServer(config)
-    await server.start()
-    ctx = ssl.create_default_context(cafile=str(pki.ca.cert_path))
-    ctx.load_cert_chain(str(pki.admin.cert), str(pki.admin.key))
-    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", f"https://127.0.0.1:{server.port}", pki.ca.pem,
-                                  pki.admin.cert, pki.admin.key)
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx))
-    try:
-        status, body = await call(Api(server, session, f"https://127.0.0.1:{server.port}", kubeconfig),
-                                  "POST", "/api/v1/namespaces", {"metadata": {"name": NS}})
+    async with serve_api(tmp_path, pki_dir, service_accounts=ServiceAccountConfig(signing_key_file=signing_key)) as a:
+        status, body = await call(a, "POST", "/api/v1/namespaces", {"metadata": {"name": NS}})
         assert status == 201, body
-        yield Api(server, session, f"https://127.0.0.1:{server.port}", kubeconfig)
-    finally:
-        await session.close()
-        await server.stop()
+        yield a
 
 
 async def call(api: Api, method: str, path: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:

@@ -589,6 +589,8 @@ class Runc:
         (log rotation): it writes to a new file at the same path from then on.  Raises
         RuncError when no shim of ours copies the container's output."""
         shim_dir = self._shim_dir(container_id)
+        if self.exit_status(container_id) is not None:  # its shim is finishing or gone
+            raise RuncError(f"container {container_id}: not running (it has exited)")
         try:
             pid = int((shim_dir / "shim.pid").read_text())
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -651,7 +653,15 @@ class Runc:
         shutil.rmtree(self._shim_dir(container_id), ignore_errors=True)
 
     async def list(self) -> list[dict[str, Any]]:
-        out = await self._run("list", "--format", "json")
+        for attempt in range(3):
+            try:
+                out = await self._run("list", "--format", "json")
+                break
+            except RuncError as e:
+                # runc reads its state dir, then each container's: one deleted in between
+                # (``runc delete`` elsewhere) fails the whole listing.  Ask again.
+                if "no such file or directory" not in e.stderr or attempt == 2:
+                    raise
         return json.loads(out) or []  # runc prints "null" when there are none
 
     # ---- exit status ------------------------------------------------------------------
