@@ -334,7 +334,7 @@ async def test_job_adopts_orphans_and_releases_relabelled_pods(api):
 
 async def test_ttl_after_finished_deletes_the_job_and_its_pods(api):
     async with cluster(api, gc=True):
-        await create(api, JOBS, job("ttl", exit_after=0.1, ttlSecondsAfterFinished=1))
+        await create(api, JOBS, job("ttl", exit_after=0.1, ttlSecondsAfterFinished=3))
         done = await eventually(lambda: get_ok(api, f"{JOBS}/ttl"), finished("Complete"))
         assert len(await job_pods(api, "ttl")) == 1
 

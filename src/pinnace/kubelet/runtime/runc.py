@@ -685,6 +685,9 @@ class Runc:
                 await proc.wait()  # it records the exit before it exits
                 continue
             if not self._shim_alive(container_id):
+                status = self.exit_status(container_id)  # it may have recorded and exited just now
+                if status is not None:
+                    return status
                 # The shim died without a record (killed?), or the container was not created
                 # through us: all that is left is runc's word that it stopped.
                 state = await self.state(container_id)
