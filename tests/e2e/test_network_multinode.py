@@ -165,8 +165,10 @@ def test_clusterip_service_by_dns_name_reaches_every_replica(cluster: Cluster, c
     pods = _ready_replicas(k, "web", 3)
     assert {p["spec"]["nodeName"] for p in pods.values()} == {"node-1", "node-2", "node-3"}
     wait_until(lambda: _endpoint_ips(k, "web"), lambda ips: len(ips) == 3, what="3 endpoints")
-    seen = collections.Counter(wget(k, clients["node-2"], "http://web.default.svc.cluster.local/")
-                               for _ in range(30))
+    url = "http://web.default.svc.cluster.local/"
+    for client in (clients["node-1"], clients["node-2"]):  # each node's proxy syncs on its own
+        wait_until(lambda c=client: wget(k, c, url, check=False), what="the service answering")
+    seen = collections.Counter(wget(k, clients["node-2"], url) for _ in range(30))
     assert set(seen) == set(pods), seen
     # The short name through the search path, from another node.
     assert wget(k, clients["node-1"], "http://web/") in pods
@@ -179,12 +181,17 @@ def test_nodeport_from_outside_the_cluster(cluster: Cluster, clients: dict[str, 
     wait_until(lambda: _endpoint_ips(k, "np"), lambda ips: len(ips) == 3, what="3 endpoints")
     node_port = k.json("get", "service", "np")["spec"]["ports"][0]["nodePort"]
     outside = cluster.machine("client")
+
+    def fetch(node: str) -> str:
+        url = f"http://{cluster.machine(node).ip}:{node_port}/"
+        proc = outside.run("busybox", "timeout", "5", "busybox", "wget", "-qO-", url, check=False)
+        return proc.stdout.strip() if proc.returncode == 0 else ""
+
     seen = set()
     for node in ("node-1", "node-2", "node-3"):
-        for _ in range(6):
-            out = outside.run("busybox", "timeout", "5", "busybox", "wget", "-qO-",
-                              f"http://{cluster.machine(node).ip}:{node_port}/").stdout.strip()
-            seen.add(out)
+        # Each node's proxy programs the port on its own sync after the endpoints change.
+        seen.add(wait_until(lambda node=node: fetch(node), timeout=20, what=f"the NodePort on {node}"))
+        seen.update(fetch(node) for _ in range(5))
     assert seen <= set(pods) and len(seen) >= 2, seen
 
 
@@ -193,6 +200,7 @@ def test_unready_pod_leaves_endpoints_and_gets_no_traffic(cluster: Cluster, clie
     apply(k, _web_deployment("flaky"), _service("flaky"))
     pods = _ready_replicas(k, "flaky", 3)
     wait_until(lambda: _endpoint_ips(k, "flaky"), lambda ips: len(ips) == 3, what="3 endpoints")
+    wait_until(lambda: wget(k, clients["node-1"], "http://flaky/", check=False), what="the service answering")
     victim = sorted(pods)[0]
     victim_ip = pods[victim]["status"]["podIP"]
     k("exec", victim, "--", "rm", "/tmp/ready")
