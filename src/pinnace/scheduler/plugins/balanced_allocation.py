@@ -7,8 +7,8 @@ import math
 
 from pinnace.scheduler.framework import Plugin
 from pinnace.scheduler.helpers import MAX_NODE_SCORE
-from pinnace.scheduler.model import memoized
 from pinnace.scheduler.plugins.resource_allocation import (
+    VectorScoring,
     cpu_memory_weights,
     parse_resources,
     pod_request_vector,
@@ -27,7 +27,7 @@ def balanced_resource_score(requested: list[int], allocatable: list[int]) -> int
     return int((1 - std) * MAX_NODE_SCORE)
 
 
-class BalancedAllocation(Plugin):
+class BalancedAllocation(VectorScoring, Plugin):
     name = "NodeResourcesBalancedAllocation"
 
     def __init__(self, args: dict | None = None):
@@ -50,21 +50,6 @@ class BalancedAllocation(Plugin):
         if reqs is None:
             reqs = pod_request_vector(pod, self.resources, use_requested=True)
         return reqs, state.get(self.name) or self._node_scorer(reqs)
-
-    def score_list(self, state, pod, nodes) -> list[int] | None:
-        """Every node's score, memoized per node for this request vector (else None and
-        :meth:`score_nodes` does it)."""
-        if (scorer := self._vector_scorer(state, pod)) is None:
-            return None
-        reqs, fn = scorer
-        return memoized(nodes, f"{self.serial}:{reqs[0]}:{reqs[1]}", fn)
-
-    def score_column(self, state, pod, snapshot) -> list[int] | None:
-        """Every snapshot node's score, kept per request vector (else None)."""
-        if (scorer := self._vector_scorer(state, pod)) is None:
-            return None
-        reqs, fn = scorer
-        return snapshot.column((self.serial, "score", reqs[0], reqs[1]), fn)
 
     def score(self, state, pod, node_info):
         fn = state.get(self.name)

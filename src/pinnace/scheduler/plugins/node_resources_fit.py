@@ -8,8 +8,9 @@ import math
 
 from pinnace.scheduler.framework import Plugin, Status
 from pinnace.scheduler.helpers import MAX_NODE_SCORE, go_div
-from pinnace.scheduler.model import PodInfo, is_extended_resource, memoized
+from pinnace.scheduler.model import PodInfo, is_extended_resource
 from pinnace.scheduler.plugins.resource_allocation import (
+    VectorScoring,
     cpu_memory_weights,
     parse_resources,
     pod_request_vector,
@@ -91,7 +92,7 @@ def _ratio_scorer(resources: list[tuple[str, int]], shape_cfg: list[dict]):
     return scorer
 
 
-class NodeResourcesFit(Plugin):
+class NodeResourcesFit(VectorScoring, Plugin):
     name = "NodeResourcesFit"
 
     def __init__(self, args: dict | None = None):
@@ -173,21 +174,6 @@ class NodeResourcesFit(Plugin):
         if reqs is None:
             reqs = pod_request_vector(pod, self.resources, use_requested=False)
         return reqs, state.get(self.name + "/score") or self._node_scorer(reqs)
-
-    def score_list(self, state, pod, nodes) -> list[int] | None:
-        """Every node's score, memoized per node for this request vector (else None and
-        :meth:`score_nodes` does it)."""
-        if (scorer := self._vector_scorer(state, pod)) is None:
-            return None
-        reqs, fn = scorer
-        return memoized(nodes, f"{self.serial}:{reqs[0]}:{reqs[1]}", fn)
-
-    def score_column(self, state, pod, snapshot) -> list[int] | None:
-        """Every snapshot node's score, kept per request vector (else None)."""
-        if (scorer := self._vector_scorer(state, pod)) is None:
-            return None
-        reqs, fn = scorer
-        return snapshot.column((self.serial, "score", reqs[0], reqs[1]), fn)
 
     def score(self, state, pod, node_info):
         fn = state.get(self.name + "/score")

@@ -13,6 +13,7 @@ from pinnace.scheduler.model import (
     NodeInfo,
     PodInfo,
     is_scalar_resource,
+    memoized,
     pod_request_list,
 )
 
@@ -74,3 +75,29 @@ def score_node(
         if alloc:
             allocatable[i], requested[i] = alloc, req
     return scorer(requested, allocatable)
+
+
+class VectorScoring:
+    """The batch score paths of a resource plugin whose score depends only on the pod's request
+    vector: ``_vector_scorer(state, pod)`` gives (vector, per-node score function) or None, and
+    results are reused per vector across cycles (``serial`` tells plugin instances apart)."""
+
+    serial: int
+
+    def _vector_scorer(self, state, pod):  # pragma: no cover - each plugin defines it
+        raise NotImplementedError
+
+    def score_list(self, state, pod, nodes) -> list[int] | None:
+        """Every node's score, memoized per node for this request vector (else None and
+        :meth:`score_nodes` does it)."""
+        if (scorer := self._vector_scorer(state, pod)) is None:
+            return None
+        reqs, fn = scorer
+        return memoized(nodes, f"{self.serial}:{reqs[0]}:{reqs[1]}", fn)
+
+    def score_column(self, state, pod, snapshot) -> list[int] | None:
+        """Every snapshot node's score, kept per request vector (else None)."""
+        if (scorer := self._vector_scorer(state, pod)) is None:
+            return None
+        reqs, fn = scorer
+        return snapshot.column((self.serial, "score", reqs[0], reqs[1]), fn)
