@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from pinnace.procs import pid_exists
+
 from . import oci
 from .errors import DigestMismatchError, ImageError, ImageNotFoundError, InvalidReferenceError
 from .reference import normalize
@@ -47,16 +49,6 @@ def parse_digest(digest: str) -> tuple[str, str]:
 
 def digest_bytes(data: bytes, algorithm: str = "sha256") -> str:
     return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _fsync_dir(path: Path) -> None:
@@ -457,7 +449,7 @@ class ImageStore:
         held: set[str] = set()
         for f in self.leases_dir.iterdir():
             pid = int(f.name.split("-", 1)[0]) if f.name.split("-", 1)[0].isdigit() else 0
-            if not _pid_alive(pid):
+            if not pid_exists(pid):
                 with contextlib.suppress(FileNotFoundError):
                     f.unlink()
                 continue
@@ -482,7 +474,7 @@ class ImageStore:
             # Temp files of crashed writers.
             for tmp in self.ingest_dir.iterdir():
                 pid = tmp.name.split("-", 1)[0]
-                if not (pid.isdigit() and _pid_alive(int(pid))):
+                if not (pid.isdigit() and pid_exists(int(pid))):
                     with contextlib.suppress(FileNotFoundError):
                         tmp.unlink()
         return removed, freed

@@ -87,6 +87,7 @@ from pinnace.kubelet.runtime.stdio import (
     set_winsize,
     terminal_process,
 )
+from pinnace.procs import pid_exists
 
 log = logging.getLogger(__name__)
 
@@ -122,13 +123,7 @@ def _pid_alive(pid: int, proc_start: int | None, boot_id: str | None) -> bool:
     if boot_id is not None and _BOOT_ID is not None and boot_id != _BOOT_ID:
         return False
     if not _HAVE_PROC:  # macOS: a live pid is all we can check
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return pid_exists(pid)
     try:
         stat = Path(f"/proc/{pid}/stat").read_bytes()
     except OSError:

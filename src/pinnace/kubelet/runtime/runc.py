@@ -66,6 +66,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from pinnace.procs import pid_exists
+
 from . import shim as _shim_module
 from .shim import UNKNOWN_EXIT_CODE
 from .shim import runc_message as _runc_message
@@ -164,7 +166,7 @@ async def wait_pid(pid: int, reap: Callable[[], int | None] | None = None) -> in
     except ProcessLookupError:
         return check()  # gone already (reaped, or never ours)
     except (AttributeError, OSError):  # no pidfds (Linux < 5.3): poll
-        while _pid_exists(pid) and (result := check()) is None:  # noqa: ASYNC110 (nothing to await)
+        while pid_exists(pid) and (result := check()) is None:  # noqa: ASYNC110 (nothing to await)
             await asyncio.sleep(0.05)
         return result if result is not None else check()
     loop = asyncio.get_running_loop()
@@ -181,16 +183,6 @@ async def wait_pid(pid: int, reap: Callable[[], int | None] | None = None) -> in
                 return result
     finally:
         os.close(fd)
-
-
-def _pid_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 async def _readable(fd: int) -> None:
@@ -300,7 +292,7 @@ class ForeignProcess:
         self.returncode: int | None = None  # not ours to learn
 
     def alive(self) -> bool:
-        return _pid_exists(self.pid)
+        return pid_exists(self.pid)
 
     async def wait(self) -> None:
         await wait_pid(self.pid)
@@ -706,7 +698,7 @@ class Runc:
             return
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
-                while _pid_exists(pid) and self.exit_status(container_id) is None:
+                while pid_exists(pid) and self.exit_status(container_id) is None:
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(0.5):  # re-check the record now and then
                             await wait_pid(pid)
@@ -732,4 +724,4 @@ class Runc:
         proc = self._shim_procs.get(container_id)
         if proc is not None:  # (our child: a zombie is not alive)
             return proc.alive()
-        return _pid_exists(pid)
+        return pid_exists(pid)
