@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from typing import Any
 import pytest
 
 from pinnace.kubelet import cni
+from pinnace.kubelet.mounts import mounts_under
 from tests.support.runc import remove_runc_containers, runc_skip_reason
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -120,10 +120,9 @@ def test_pod_sandboxes_get_their_own_network_and_reach_each_other(netns: str, tm
     assert obs["check_ok"] == [None, None]
     # ... and CHECK notices a pod interface taken off the bridge.
     assert "veth" in (obs["check_broken"] or "") and "cni0" in obs["check_broken"]
-    # Without the pinned file, containers join (and CHECK and DEL reach) the namespace through pause.
-    assert re.fullmatch(r"/proc/\d+/ns/net", obs["fallback_netns"])
-    assert obs["fallback_check"] is None
-    assert obs["fallback_container_netns"] == obs["container_netns"]
+    # Without the pinned file the sandbox is not ready and CHECK says why; removal still releases it.
+    assert obs["unpinned_ready"] is False
+    assert "is gone" in obs["unpinned_check"]
 
     # Removal released everything: no namespace file, veth, address allocation or hostPort rule.
     after = obs["after"]
@@ -200,12 +199,6 @@ def _read(path: str | Path) -> str:
 def _veths() -> list[str]:
     return sorted(link["ifname"] for link in json.loads(_sh("ip", "-j", "link", "show") or "[]")
                   if link["ifname"].startswith("veth"))
-
-
-def _mounts_under(path: Path) -> list[str]:
-    prefix = str(path.resolve())
-    with open("/proc/self/mountinfo") as f:
-        return [line.split()[4] for line in f if line.split()[4].startswith(prefix)]
 
 
 def _http_get(url: str) -> str:
@@ -305,15 +298,13 @@ async def _runtime_scenario(base: Path) -> dict[str, Any]:
         _sh("ip", "link", "set", host_veth, "nomaster")
         obs["check_broken"] = await again.check_pod_sandbox_network(client)
 
-        # The pinned file not mounted in our mount namespace (a kubelet started anew by
-        # `ip netns exec` gets its own): the sandbox is reached through its pause process.
+        # The pinned file gone (a reboot; a kubelet started anew by `ip netns exec` gets its own
+        # mount namespace): the sandbox is not ready, so the kubelet replaces it.
         _sh("umount", "-l", web.netns_path)
         third = RuncRuntime(base / "state", images, host_ip=GATEWAY, cgroup_parent=cgroup_parent, network=network)
         moved = next(s for s in await third.list_pod_sandboxes() if s.id == web.id)
-        obs["fallback_netns"] = moved.netns_path
-        obs["fallback_check"] = await third.check_pod_sandbox_network(moved)
-        late = await run(moved, "late", ["sleep", "3600"])
-        obs["fallback_container_netns"] = (await sh(late, "readlink /proc/self/ns/net")).strip()
+        obs["unpinned_ready"] = moved.ready
+        obs["unpinned_check"] = await third.check_pod_sandbox_network(moved)
 
         for sb in list(sandboxes):
             await rt.remove_pod_sandbox(sb)
@@ -322,7 +313,7 @@ async def _runtime_scenario(base: Path) -> dict[str, Any]:
         obs["after"] = {
             "netns_files": sorted(os.listdir(base / "cni" / "netns")),
             "sandbox_dirs": sorted(os.listdir(base / "state" / "sandboxes")),
-            "mounts": _mounts_under(base),
+            "mounts": mounts_under(base),
             "veths": _veths(),
             "allocations": sorted(n for n in os.listdir(allocations) if n[0].isdigit()),
             "iptables_mentions": sum(_sh("iptables-save").count(sid) for sid in obs["ids"]),

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from pinnace.images.service import ImageService
+from pinnace.kubelet import mounts
 from pinnace.kubelet.agent import AgentConfig, RunningAgent, start_agent
 from pinnace.kubelet.podworker import Adoptable, PodWorker, attempt_of
 from pinnace.kubelet.runtime.base import (
@@ -137,7 +138,7 @@ async def test_restarted_agent_adopts_running_containers_and_collects_deleted_po
         runtime_dir = agent.kubelet.runtime.state_dir
         log_file = agent.kubelet.log_path_for("default", "keeper", "main", previous=False)
         assert log_file is not None and log_file.name == "0.log"
-        assert len(await agent.kubelet.runtime.runc.list()) == 4  # two pauses, two containers
+        assert len(await agent.kubelet.runtime.runc.list()) == 2  # the two containers (no pause containers)
     finally:
         await agent.stop()  # runc containers outlive the agent (as with containerd's shims)
 
@@ -159,10 +160,10 @@ async def test_restarted_agent_adopts_running_containers_and_collects_deleted_po
         assert main_status(after)["restartCount"] == 0 and "running" in main_status(after)["state"]
         assert main_status(after)["imageID"], "the adopted container's imageID is known"
         assert after["status"]["phase"] == "Running"
-        # goner's sandbox and container are garbage-collected; keeper's are the same two.
-        listed = await eventually(agent.kubelet.runtime.runc.list, lambda c: len(c) == 2,
-                                  what="goner's containers removed")
-        assert {c["id"] for c in listed} == {rec.current.id, worker.sandbox.id}
+        # goner's sandbox and container are garbage-collected; keeper's container is the same one.
+        listed = await eventually(agent.kubelet.runtime.runc.list, lambda c: len(c) == 1,
+                                  what="goner's container removed")
+        assert [c["id"] for c in listed] == [rec.current.id]
         await eventually(lambda: dirs(runtime_dir / "sandboxes"), lambda d: d == [worker.sandbox.id],
                          what="goner's sandbox dir removed")
         assert dirs(runtime_dir / "containers") == [rec.current.id]
@@ -186,8 +187,8 @@ async def test_restarted_agent_adopts_running_containers_and_collects_deleted_po
 @needs_runc
 async def test_restart_counts_continue_and_a_dead_sandbox_is_replaced(api, runc_agents) -> None:
     """A crash-looping container keeps its restartCount and lastState across the restart;
-    a sandbox whose pause container died while the agent was down is replaced (as after a
-    reboot), its containers started again at their next attempt."""
+    a sandbox whose namespaces are gone (as after a reboot) is replaced, its containers
+    started again at their next attempt."""
     agent = await runc_agents("runc")
     try:
         crasher = await create(api, pod("crasher", IMAGE, ["sh", "-c", "echo run; sleep 1; exit 3"]))
@@ -203,8 +204,8 @@ async def test_restart_counts_continue_and_a_dead_sandbox_is_replaced(api, runc_
     count = max(attempt_of(c) for c in await runtime.list_containers()
                 if c.labels[LABEL_POD_UID] == crasher["metadata"]["uid"])
     assert count >= 1
-    await runtime.runc.kill(old_sandbox.id, 9)  # the pause container dies while no agent watches
-    await eventually(lambda: runtime.runc.exit_status(old_sandbox.id), what="pause exited")
+    for pinned in (old_sandbox.ipc_path, old_sandbox.uts_path):  # lost while no agent watches
+        mounts.unmount(pinned)
 
     agent = await runc_agents("runc")
     try:

@@ -23,6 +23,7 @@ import pytest
 
 from pinnace.images.service import ImageService
 from pinnace.kubelet import crilog
+from pinnace.kubelet.mounts import mounts_under
 from pinnace.kubelet.runtime import runc_runtime
 from pinnace.kubelet.runtime.base import (
     LABEL_CONTAINER_NAME,
@@ -52,12 +53,6 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> ImageService:
     svc = ImageService(base / "data")
     asyncio.run(svc.import_archive(busybox_archive(base / "busybox.tar")))
     return svc
-
-
-def _mounts_under(path: Path) -> list[str]:
-    prefix = str(path.resolve())
-    with open("/proc/self/mountinfo") as f:
-        return [line.split()[4] for line in f if line.split()[4].startswith(prefix)]
 
 
 class Node:
@@ -124,7 +119,7 @@ class Node:
 
     async def assert_nothing_left(self) -> None:
         assert await self.rt.runc.list() == [], "runc containers left behind"
-        assert not _mounts_under(self.base), "mounts left behind"
+        assert not mounts_under(self.base), "mounts left behind"
         state = self.base / "state"
         assert not any((state / "containers").iterdir()), "container state left behind"
         assert not any((state / "sandboxes").iterdir()), "sandbox state left behind"
@@ -181,12 +176,14 @@ async def test_containers_share_the_sandbox_ipc_and_uts(node: Node) -> None:
     assert (await node.wait(first)).exit_code == 0
     assert (await node.wait(second)).exit_code == 0
     a, b = node.stdout("first").splitlines(), node.stdout("second").splitlines()
-    assert a[:2] == b[:2] == [os.readlink(sb.ipc_path), os.readlink(sb.uts_path)]
+    pinned = [f"{kind}:[{os.stat(path).st_ino}]" for kind, path in (("ipc", sb.ipc_path), ("uts", sb.uts_path))]
+    assert a[:2] == b[:2] == pinned
     assert a[0] != os.readlink("/proc/self/ns/ipc") and a[1] != os.readlink("/proc/self/ns/uts")
     assert a[2] == b[2] == os.readlink("/proc/self/ns/net")  # the host's network, until CNI
-    pause_pid_ns = os.readlink(sb.ipc_path.replace("/ipc", "/pid"))
-    assert pause_pid_ns not in (a[3], b[3]) and os.readlink("/proc/self/ns/pid") not in (a[3], b[3])  # their own
+    assert os.readlink("/proc/self/ns/pid") not in (a[3], b[3])  # their own PID namespaces
     assert a[4] == b[4] == "shared"
+    # The namespaces are pinned files, not held by a pause container: runc runs only the two.
+    assert sorted(c["id"] for c in await node.rt.runc.list()) == sorted([first, second])
 
 
 async def test_host_network_sandbox_uses_the_host_names(node: Node) -> None:
@@ -300,7 +297,7 @@ async def test_remove_leaves_nothing(node: Node) -> None:
     node.sandboxes.remove(sb)
     assert await node.rt.list_containers() == []
     assert await node.rt.runc.list() == []
-    assert not _mounts_under(node.base)
+    assert not mounts_under(node.base)
     assert not [d for d in cgroup_dirs(f"{node.cgroup_parent}/pod{sb.config.pod_uid}") if d.exists()]
     with pytest.raises(RuntimeError_, match="not found"):
         await node.rt.container_status(running)
@@ -314,7 +311,7 @@ async def test_create_errors_clean_up(node: Node) -> None:
     with pytest.raises(RuntimeError_, match="/no/such/binary"):
         await node.create(sb, "nobinary", ["/no/such/binary"])
     assert await node.rt.list_containers() == []
-    assert _mounts_under(node.base / "state/containers") == []
+    assert mounts_under(node.base / "state/containers") == []
 
 
 async def test_full_unpack_when_overlay_cannot_be_mounted(node: Node, monkeypatch: pytest.MonkeyPatch,

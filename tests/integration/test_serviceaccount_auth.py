@@ -26,6 +26,7 @@ from pinnace.apiserver.serviceaccounts import TOKEN_MOUNT_PATH, ServiceAccountCo
 from pinnace.controllers.rootcacertpublisher import RootCACertPublisher
 from pinnace.controllers.serviceaccount import ServiceAccountController
 from pinnace.controllers.serviceaccount_tokens import TokensController
+from pinnace.kubelet.mounts import mounts_under
 from pinnace.pki import serviceaccount as sat
 from tests.integration.conftest import Api, serve_api
 from tests.support.cluster import kubectl, running
@@ -462,9 +463,3 @@ async def test_runc_container_reads_its_token_at_the_default_path(api, pki_dir, 
             for mountpoint in sorted(mounts_under(tmp_path), key=len, reverse=True):
                 proc = await asyncio.create_subprocess_exec("umount", mountpoint)
                 await proc.wait()
-
-
-def mounts_under(root: Path) -> list[str]:
-    prefix = str(root) + "/"
-    with open("/proc/self/mountinfo") as f:
-        return [line.split()[4] for line in f if line.split()[4].startswith(prefix)]

@@ -21,7 +21,8 @@ import pytest
 
 from pinnace.kubelet import crilog
 from pinnace.kubelet.runtime import shim
-from pinnace.kubelet.runtime.runc import SHIM, LineReader, Process, run_process, wait_pid
+from pinnace.kubelet.runtime.runc import SHIM
+from pinnace.procs import LineReader, Process, run_process, wait_pid
 
 pytestmark = pytest.mark.timeout(30)
 

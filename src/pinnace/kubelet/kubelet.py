@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from .node import NodeAgent, NodeConfig
 from .podworker import Adoptable, ContainerConfigError, PodWorker
 from .probes import ProbeManager
 from .runtime.base import LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID, ContainerRuntime, SandboxConfig
+from .slots import OrderedSlots
 from .status import ContainerRecord
 
 log = logging.getLogger(__name__)
@@ -132,6 +134,9 @@ class Kubelet:
         self.recorder = EventRecorder(client, "kubelet", host=node.name)
         self.node = NodeAgent(client, node)
         self.workers: dict[str, PodWorker] = {}
+        # Sandbox and container starts, a few at a time, oldest pod first (see slots.py).
+        self.start_slots = OrderedSlots()
+        self._arrivals = itertools.count()  # each worker's place in that order
         # What the runtime had at start, by pod uid, not yet handed to a worker or removed.
         self.leftovers: dict[str, Adoptable] = {}
         self._gc_task: asyncio.Task[None] | None = None
@@ -162,8 +167,8 @@ class Kubelet:
         log.info("kubelet: node %s registered; runtime %s", self.node_name, self.runtime.name)
 
     def _container_exited(self, container_id: str) -> None:
-        """A container (or a sandbox's pause) exited: its pod worker syncs now, not at its next
-        one-second tick."""
+        """A container (or a sandbox, where the runtime has a process for it) exited: its pod
+        worker syncs now, not at its next one-second tick."""
         for w in list(self.workers.values()):
             if (w.sandbox is not None and w.sandbox.id == container_id) or any(
                     r.current is not None and r.current.id == container_id for r in w.records):
@@ -258,7 +263,8 @@ class Kubelet:
             if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") and not pod["metadata"].get(
                     "deletionTimestamp"):
                 return  # finished before we (re)started: nothing to run (its leftovers wait for its deletion)
-            worker = self.workers[uid] = PodWorker(self, pod, self.leftovers.pop(uid, None))
+            worker = self.workers[uid] = PodWorker(self, pod, self.leftovers.pop(uid, None),
+                                                   arrival=next(self._arrivals))
             worker.start()
             worker.task.add_done_callback(lambda _t, u=uid: self.workers.pop(u, None))  # type: ignore[union-attr]
         else:

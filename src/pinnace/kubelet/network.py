@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import errno
 import ipaddress
 import json
 import logging
-import os
 import re
 import shutil
 from collections.abc import Iterable, Mapping
@@ -37,7 +35,7 @@ from typing import Any
 
 from ..client.informer import Informer
 from ..client.rest import RestClient
-from . import cni
+from . import cni, mounts
 from .runtime.base import SandboxConfig
 
 log = logging.getLogger(__name__)
@@ -45,72 +43,10 @@ log = logging.getLogger(__name__)
 # The routing protocol number our host-gw routes carry (``ip route ... proto 147``): unassigned in
 # iproute2's rt_protos, so a listing by it finds exactly ours.
 ROUTE_PROTO = 147
-_MNT_DETACH = 2
 RESYNC_PERIOD = 30.0  # routes are re-checked this often even without Node events (someone removed one)
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-
 
 class NetworkNotReady(Exception):
     """The pod network is not configured yet (no podCIDR): sandboxes cannot be created."""
-
-
-# ---- pinned network namespaces ------------------------------------------------------------------
-
-
-def _unescape(s: str) -> str:
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), s)
-
-
-def mount_fstype(path: str | Path) -> str | None:
-    """The filesystem type mounted exactly at ``path`` (the last mount wins), None if none."""
-    target = os.path.realpath(path)
-    found = None
-    with contextlib.suppress(OSError), open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            if _unescape(fields[4]) == target:
-                sep = fields.index("-")
-                found = fields[sep + 1]
-    return found
-
-
-def is_netns(path: str | Path) -> bool:
-    """Whether ``path`` is a pinned (bind-mounted) network namespace in our mount namespace."""
-    return mount_fstype(path) == "nsfs"
-
-
-async def create_netns(path: str | Path) -> None:
-    """Pin a new network namespace at ``path``: ``unshare --net=PATH`` bind-mounts the namespace
-    of a child it made onto the (empty) file."""
-    p = Path(path)
-    await asyncio.to_thread(_touch, p)
-    unshare = shutil.which("unshare") or "/usr/bin/unshare"
-    proc = await asyncio.create_subprocess_exec(unshare, f"--net={p}", "true", stdout=asyncio.subprocess.DEVNULL,
-                                                stderr=asyncio.subprocess.PIPE)
-    _, err = await proc.communicate()
-    if proc.returncode != 0 or not is_netns(p):
-        await asyncio.to_thread(remove_netns, p)
-        raise OSError(errno.EIO, f"cannot create network namespace {p}: {err.decode(errors='replace').strip()}")
-
-
-def _touch(p: Path) -> None:
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.touch(mode=0o444, exist_ok=True)
-
-
-def remove_netns(path: str | Path) -> None:
-    """Unmount (lazily: a process may still hold it) and delete a pinned namespace file."""
-    p = Path(path)
-    while is_netns(p):  # stacked mounts: unmount each
-        if _libc.umount2(os.fsencode(str(p)), _MNT_DETACH) != 0:
-            err = ctypes.get_errno()
-            if err == errno.EINVAL:
-                break
-            raise OSError(err, f"unmount {p}: {os.strerror(err)}")
-    with contextlib.suppress(FileNotFoundError):
-        p.unlink()
 
 
 # ---- the runtime's pod network ------------------------------------------------------------------
@@ -192,7 +128,7 @@ class CniNetwork:
         and the pod IP.  On failure the caller calls :meth:`detach` with the plan."""
         netns = plan["netns"]
         rt = cni.RuntimeConf.from_dict(plan["runtime"])
-        await create_netns(netns)
+        await mounts.pin_namespaces({"net": netns})
         await self.plugins.add(cni.loopback_conf(plan["conflist"]["cniVersion"]),
                                cni.RuntimeConf(container_id=rt.container_id, netns=netns, ifname="lo",
                                                args=rt.args))
@@ -205,31 +141,24 @@ class CniNetwork:
         plan["ip"] = ips[0]
         return plan
 
-    async def check(self, plan: Mapping[str, Any], *, netns: str | None = None) -> None:
-        """CNI CHECK of an attachment (raises :class:`cni.CniError` when it is broken);
-        ``netns`` as for :meth:`detach`."""
+    async def check(self, plan: Mapping[str, Any]) -> None:
+        """CNI CHECK of an attachment (raises :class:`cni.CniError` when it is broken)."""
         rt = cni.RuntimeConf.from_dict(plan["runtime"])
-        result = plan.get("result")
-        if not is_netns(plan["netns"]):
-            if not netns:
-                raise cni.CniError("", "CHECK", f"network namespace {plan['netns']} is gone")
-            # Plugins compare the result's sandbox path with CNI_NETNS: name the same namespace.
-            rt.netns = netns
-            result = json.loads(json.dumps(result or {}))
-            for iface in result.get("interfaces") or []:
-                if iface.get("sandbox") == plan["netns"]:
-                    iface["sandbox"] = netns
-        await self.plugins.check_list(plan["conflist"], rt, result, spurious=cni.portmap_ipv6_check_bug(result))
+        if not mounts.is_pinned(plan["netns"]):
+            raise cni.CniError("", "CHECK", f"network namespace {plan['netns']} is gone")
+        await self.plugins.check_list(plan["conflist"], rt, plan.get("result"),
+                                      spurious=cni.portmap_ipv6_check_bug(plan.get("result")))
 
     async def detach(self, plan: Mapping[str, Any], *, netns: str | None = None) -> None:
         """CNI DEL (reverse order: the interface, the address, the masquerade and hostPort
         rules), then the namespace file.  Idempotent.  ``netns``: another path to the same
-        namespace (``/proc/<pause pid>/ns/net``) when the pinned file is not mounted here."""
+        namespace (``/proc/<pid>/ns/net`` of a process in it) when the pinned file is not
+        mounted here."""
         rt = cni.RuntimeConf.from_dict(plan["runtime"])
         pinned = plan["netns"]
         # A namespace that is gone (a reboot emptied the file) is passed as "": plugins then
-        # release what they can outside it (the address).
-        rt.netns = pinned if is_netns(pinned) else (netns or "")
+        # release what they can outside it (the address; not the bridge plugin's ipMasq rule).
+        rt.netns = pinned if mounts.is_pinned(pinned) else (netns or "")
         await self.plugins.del_list(plan["conflist"], rt, plan.get("result"))
         if rt.netns:
             try:
@@ -238,7 +167,7 @@ class CniNetwork:
                                                           ifname="lo", args=rt.args))
             except cni.CniError as e:  # lo goes with the namespace anyway
                 log.debug("pod network: loopback DEL for %s: %s", rt.container_id[:12], e)
-        await asyncio.to_thread(remove_netns, pinned)
+        await asyncio.to_thread(mounts.unpin, pinned)
 
 
 # ---- node-level setup: forwarding and host-gw routes ------------------------------------------
@@ -451,6 +380,5 @@ class NodeNetwork:
 
 
 __all__ = ["ROUTE_PROTO", "ClusterMasquerade", "CniNetwork", "HostGwRoutes",
-           "NetworkNotReady", "NodeNetwork", "create_netns",
-           "desired_routes", "enable_ip_forward", "is_netns", "mount_fstype", "node_internal_ip",
-           "node_pod_cidrs", "remove_netns"]
+           "NetworkNotReady", "NodeNetwork", "desired_routes", "enable_ip_forward", "node_internal_ip",
+           "node_pod_cidrs"]

@@ -77,9 +77,10 @@ class ContainerConfigError(Exception):
 
 
 class PodWorker:
-    def __init__(self, kubelet: Kubelet, pod: dict, adopt: Adoptable | None = None):
+    def __init__(self, kubelet: Kubelet, pod: dict, adopt: Adoptable | None = None, *, arrival: int = 0):
         self.kubelet = kubelet
         self.pod = pod
+        self.arrival = arrival  # the kubelet's count of pods seen before this one: its start slot order
         meta = pod["metadata"]
         self.uid, self.name, self.namespace = meta["uid"], meta["name"], meta.get("namespace", "default")
         spec = pod.get("spec") or {}
@@ -230,9 +231,9 @@ class PodWorker:
             log.warning("pod %s/%s: removing sandbox %s: %s", self.namespace, self.name, sandbox.id[:12], e)
 
     async def _replace_sandbox(self) -> None:
-        """The adopted sandbox lost its namespaces (its pause container died: a reboot, a
-        kill): kill what still runs in it and, unless the pod must not restart, start the pod
-        again in a new sandbox, its containers at their next attempt (``SandboxChanged``)."""
+        """The adopted sandbox lost its namespaces (a reboot unpinned them): kill what still
+        runs in it and, unless the pod must not restart, start the pod again in a new
+        sandbox, its containers at their next attempt (``SandboxChanged``)."""
         assert self.sandbox is not None
         runtime = self.kubelet.runtime
         with contextlib.suppress(Exception):
@@ -338,7 +339,8 @@ class PodWorker:
             return False
         try:
             config = self.kubelet.sandbox_config(self.pod)
-            self.sandbox = await self.kubelet.runtime.run_pod_sandbox(config)
+            async with self.kubelet.start_slots.slot(self.arrival):
+                self.sandbox = await self.kubelet.runtime.run_pod_sandbox(config)
         except Exception as e:
             delay = min(delay * 2, SANDBOX_RETRY_MAX) if delay else 1.0
             self._sandbox_retry = (time.monotonic() + delay, delay)
@@ -461,21 +463,23 @@ class PodWorker:
             self.kubelet.event(self.pod, "Warning", "Failed", f"Error: {e}", field=rec.name)
             return
         runtime = self.kubelet.runtime
-        try:
-            cid = await runtime.create_container(self.sandbox, config)
-        except Exception as e:
-            rec.waiting_reason, rec.waiting_message = "CreateContainerError", str(e)
-            self.kubelet.event(self.pod, "Warning", "Failed", f"Error: {e}", field=rec.name)
-            return
+        start_error: Exception | None = None
+        async with self.kubelet.start_slots.slot(self.arrival):
+            try:
+                cid = await runtime.create_container(self.sandbox, config)
+            except Exception as e:
+                rec.waiting_reason, rec.waiting_message = "CreateContainerError", str(e)
+                self.kubelet.event(self.pod, "Warning", "Failed", f"Error: {e}", field=rec.name)
+                return
+            try:
+                await runtime.start_container(cid)
+            except Exception as e:
+                start_error = e
         self.kubelet.event(self.pod, "Normal", "Created", f"Created container {rec.name}", field=rec.name)
-        try:
-            await runtime.start_container(cid)
-            started = True
-        except Exception as e:
-            started = False
-            self.kubelet.event(self.pod, "Warning", "Failed", f"Error: {e}", field=rec.name)
+        if start_error is not None:
+            self.kubelet.event(self.pod, "Warning", "Failed", f"Error: {start_error}", field=rec.name)
         rec.current = await runtime.container_status(cid)
-        if started:  # (a quick container may already have exited again)
+        if start_error is None:  # (a quick container may already have exited again)
             self.kubelet.event(self.pod, "Normal", "Started", f"Started container {rec.name}", field=rec.name)
             rec.waiting_reason, rec.waiting_message = "", ""
         if rec.running:

@@ -30,6 +30,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from pinnace.client.rest import ApiException, resource_path
+from pinnace.kubelet import mounts
 from pinnace.kubelet.env import configmap_data, field_value, pod_resource_value, secret_data
 from pinnace.kubelet.runtime.base import Mount
 from pinnace.kubelet.runtime.ocispec import expand
@@ -336,8 +337,8 @@ class VolumeManager:
 
     async def _remove_volumes(self, pod_uid: str) -> None:
         root = self.pods_dir / pod_uid / "volumes"
-        for mountpoint in sorted(_mounts_under(root), key=len, reverse=True):
-            await _run("umount", mountpoint)
+        for mountpoint in sorted(mounts.mounts_under(root), key=len, reverse=True):
+            await asyncio.to_thread(mounts.unmount, mountpoint)
         if _exists(root):
             await asyncio.to_thread(shutil.rmtree, root)
 
@@ -407,7 +408,7 @@ class VolumeManager:
         if memory and self.run_as_root and needs_mount:
             opts = f"mode={mode:o}" + (f",size={size}" if size else "")
             try:
-                await _run("mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(target))
+                await asyncio.to_thread(mounts.mount, "tmpfs", target, "tmpfs", opts)
             except OSError as e:
                 state.warn(f"{what}: tmpfs mount failed ({e}); using a directory on disk")
         elif memory and not self.run_as_root and warn_disk:
@@ -730,32 +731,6 @@ def _token_api_missing(e: ApiException, sa: str) -> bool:
         return True
     details = (e.body or {}).get("details") or {}
     return e.status == 404 and not (details.get("name") == sa and details.get("kind") == "serviceaccounts")
-
-
-def _mounts_under(root: Path) -> list[str]:
-    """Mount points at or below ``root`` (from /proc/self/mountinfo)."""
-    prefix = os.path.realpath(root) if root.exists() else str(root)
-    try:
-        lines = Path("/proc/self/mountinfo").read_text().splitlines()
-    except OSError:
-        return []
-    found = []
-    for line in lines:
-        fields = line.split()
-        if len(fields) > 4:
-            point = fields[4].encode().decode("unicode_escape")  # \040 etc. are octal escapes
-            if _within(point, prefix):
-                found.append(point)
-    return found
-
-
-async def _run(*argv: str) -> None:
-    # vfork + pidfd: asyncio's subprocesses fork the whole agent under uvloop (>10 ms each).
-    from .runtime.runc import run_process
-
-    rc, _, err = await run_process(list(argv), timeout=60.0, kill_on_cancel=False)  # a mount finishes
-    if rc != 0:
-        raise OSError(f"{' '.join(argv)}: {err.decode(errors='replace').strip() or rc}")
 
 
 __all__ = ["DATA_KINDS", "DEFAULT_MODE", "PLUGIN_DIRS", "AtomicWriter", "FileProjection", "VolumeError",

@@ -60,8 +60,8 @@ class Sandbox:
     netns_path: str | None = None
     ipc_path: str | None = None
     uts_path: str | None = None
-    # CRI's SANDBOX_READY: False once its namespaces are gone (the pause container died, or
-    # the sandbox was stopped); containers can no longer be created in it.
+    # CRI's SANDBOX_READY: False once its namespaces are gone (a reboot unpinned them, or the
+    # sandbox was stopped); containers can no longer be created in it.
     ready: bool = True
     created_at: dt.datetime | None = None
 

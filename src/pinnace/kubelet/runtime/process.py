@@ -87,7 +87,7 @@ from pinnace.kubelet.runtime.stdio import (
     set_winsize,
     terminal_process,
 )
-from pinnace.procs import pid_exists
+from pinnace.procs import pid_exists, wait_pid
 
 log = logging.getLogger(__name__)
 
@@ -235,8 +235,6 @@ class _TerminalChild:
         return self.popen.returncode
 
     async def wait(self) -> int:
-        from .runc import wait_pid
-
         code = await wait_pid(self.pid, self.popen.poll)
         return UNKNOWN_EXIT_CODE if code is None else code
 

@@ -1,22 +1,27 @@
 """The ``runc`` container runtime: real OCI containers, one per Kubernetes container.
 
-A pod sandbox is a *pause* container holding the pod's shared namespaces; every
-container of the pod joins them, as with containerd's CRI plugin.
+A pod sandbox is the pod's shared namespaces, *pinned* (bind-mounted on files the kubelet
+owns, :mod:`pinnace.kubelet.mounts`) rather than held by a pause container: IPC, UTS (unless
+``hostNetwork``; every container sets the pod's hostname in it) and, with a pod network, the
+network namespace.  Every container of the pod joins them; each has its own PID namespace.
+No pause process means one runc container (two runc runs, a runc init, a shim) less per pod:
+about a third of a pod's start-up CPU.  A sandbox is ready while its pins are mounted; a
+reboot (or a kubelet in another mount namespace) loses them, and the kubelet then replaces
+the sandbox as it would after a pause container died.  (A sandbox made by an earlier
+version, with a pause container -- its record has the ``pid`` -- is not ready: the kubelet
+replaces it, and stopping it still stops the pause container.)
 
 Networking: with a ``network`` (:class:`pinnace.kubelet.network.CniNetwork`), every sandbox
-but a ``hostNetwork`` one gets its own network namespace, pinned on a file the kubelet owns
-and wired by CNI *before* the pause container starts; the pause container and every container
-of the pod join it (``Sandbox.netns_path``), and ``Sandbox.ip`` is the address CNI gave it.
-``sandbox.json`` records the attachment (written before CNI ADD runs, so a crash mid-way can
-still be undone); stopping a sandbox releases it (CNI DEL in reverse order, then the
-namespace file), as containerd does.  A restarted kubelet whose mount namespace no longer shows
-the pinned file (``ip netns exec`` gives each run its own) joins the namespace through the
-pause process (``/proc/<pid>/ns/net``) instead.
+but a ``hostNetwork`` one gets its own network namespace, pinned by the network and wired by
+CNI; every container of the pod joins it (``Sandbox.netns_path``), and ``Sandbox.ip`` is the
+address CNI gave it.  ``sandbox.json`` records the attachment (written before CNI ADD runs, so
+a crash mid-way can still be undone); stopping a sandbox releases it (CNI DEL in reverse
+order, then the namespace file), as containerd does.
 
-Without a ``network`` (``--pod-network host``) no pod gets its own network namespace: the
-pause container and every container use the node's network (``Sandbox.netns_path`` is None,
-``Sandbox.ip`` is the node's ``host_ip``), while IPC and UTS (hostname = the pod's hostname)
-are per pod.  Two pods listening on one port clash, as ``hostNetwork`` pods do.
+Without a ``network`` (``--pod-network host``) no pod gets its own network namespace: every
+container uses the node's network (``Sandbox.netns_path`` is None, ``Sandbox.ip`` is the
+node's ``host_ip``), while IPC and UTS (hostname = the pod's hostname) are per pod.  Two pods
+listening on one port clash, as ``hostNetwork`` pods do.
 
 /etc/resolv.conf is written from ``SandboxConfig.dns`` (the kubelet applies dnsPolicy; None or
 empty: a copy of the host's), /etc/hosts from the pod IP, hostname, domain and hostAliases
@@ -24,10 +29,9 @@ empty: a copy of the host's), /etc/hosts from the pod IP, hostname, domain and h
 
 Layout under ``state_dir``::
 
-    pause/rootfs/                   the pause rootfs: the host's static busybox (made once)
     rootfs-cache/<digest>/          each image unpacked once, keyed by manifest digest;
                                     the read-only lower layer of every container's overlay
-    sandboxes/<id>/                 sandbox.json, hosts, hostname, resolv.conf, bundle/
+    sandboxes/<id>/                 sandbox.json, hosts, hostname, resolv.conf, ns/{ipc,uts}
     containers/<id>/                container.json (labels, times, ...), bundle/config.json,
                                     bundle/rootfs (the overlay mount), upper/, work/
     runc/state, runc/shims/<id>     runc's ``--root`` and the shims (see runc.py)
@@ -50,8 +54,8 @@ is the shim's ``exit.json``; "running" is our record of a successful start plus 
 liveness check of the shim's pid.  ``runc state`` runs only when the shim died without
 recording an exit.
 
-cgroups: ``<cgroup_parent>/pod<uid>/<container id>`` (the pause container too), cgroupfs
-driver; a relative ``cgroup_parent`` is under the kubelet's own cgroup.
+cgroups: ``<cgroup_parent>/pod<uid>/<container id>``, cgroupfs driver; a relative
+``cgroup_parent`` is under the kubelet's own cgroup.
 
 stdin (``stdin: true``): a FIFO ``containers/<id>/stdin`` the shim gives the container
 and ``kubectl attach`` writes into (:meth:`RuncRuntime.stdin_path`).  With ``stdinOnce``
@@ -70,7 +74,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import datetime as dt
 import errno
 import json
@@ -81,7 +84,6 @@ import secrets
 import shutil
 import signal
 import socket
-import struct
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, fields
@@ -90,9 +92,9 @@ from typing import Any
 
 from pinnace.images.service import ImageService
 from pinnace.images.store import LocalImage
-from pinnace.kubelet import dnsconfig
+from pinnace.kubelet import dnsconfig, mounts
 from pinnace.kubelet.cni import DEFAULT_BIN_DIRS
-from pinnace.kubelet.network import CniNetwork, is_netns
+from pinnace.kubelet.network import CniNetwork
 from pinnace.kubelet.runtime import ocispec, ttyexec
 from pinnace.kubelet.runtime.base import (
     ContainerConfig,
@@ -107,19 +109,10 @@ from pinnace.kubelet.runtime.stdio import ExecProcess
 
 log = logging.getLogger(__name__)
 
-# The pause process: PID 1 of its own pid namespace, so it needs a handler to stop on
-# SIGTERM; the background sleep + wait keeps the trap responsive.
-PAUSE_ARGS = ["/bin/sh", "-c", "trap exit TERM; while :; do sleep 3600 & wait; done"]
-PAUSE_APPLETS = ("sh", "sleep")
 START_ERROR_EXIT_CODE = 128  # what Kubernetes shows for a failed start ("StartError")
 UNKNOWN_EXIT_CODE = 255  # containerd's code for a lost exit status
 ETC_FILES = ("hosts", "hostname", "resolv.conf")
 _SAFE = re.compile(r"[^\w.-]")
-_MNT_DETACH = 2
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
-_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 
 
 def _utc(t: float | None) -> dt.datetime | None:
@@ -140,23 +133,6 @@ def _default_host_ip() -> str:
     return "127.0.0.1"
 
 
-def _is_static_elf(path: Path) -> bool:
-    """True for an ELF executable without a PT_INTERP (dynamic loader) program header."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(64)
-            if head[:4] != b"\x7fELF" or head[4] != 2:  # only 64-bit ELF is checked precisely
-                return head[:4] == b"\x7fELF"
-            end = "<" if head[5] == 1 else ">"
-            phoff, = struct.unpack(end + "Q", head[32:40])
-            phentsize, phnum = struct.unpack(end + "HH", head[54:58])
-            f.seek(phoff)
-            table = f.read(phentsize * phnum)
-    except (OSError, struct.error):
-        return False
-    return all(struct.unpack(end + "I", table[i * phentsize:i * phentsize + 4])[0] != 3 for i in range(phnum))
-
-
 # ---- mounts -----------------------------------------------------------------------------------
 
 
@@ -164,42 +140,13 @@ def _mount_overlay(lower: Path, upper: Path, work: Path, target: Path) -> None:
     for p in (lower, upper, work):
         if any(c in str(p) for c in ",:\\"):  # overlay's option syntax has no portable escaping
             raise OSError(errno.EINVAL, f"path {p} cannot be an overlay option")
-    opts = f"lowerdir={lower},upperdir={upper},workdir={work}"
-    if _libc.mount(b"overlay", os.fsencode(target), b"overlay", 0, opts.encode()) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"mount overlay on {target}: {os.strerror(err)}")
-
-
-def _unmount(target: Path) -> None:
-    if _libc.umount2(os.fsencode(target), 0) == 0:
-        return
-    err = ctypes.get_errno()
-    if err == errno.EINVAL:  # not a mount point (any more)
-        return
-    if err == errno.EBUSY:  # something still uses it (a stray process): detach it lazily
-        log.warning("runc runtime: %s is busy, detaching it", target)
-        if _libc.umount2(os.fsencode(target), _MNT_DETACH) == 0:
-            return
-        err = ctypes.get_errno()
-    raise OSError(err, f"unmount {target}: {os.strerror(err)}")
-
-
-def _mounts_under(path: Path) -> list[str]:
-    """Mount points at or below ``path`` (from /proc/self/mountinfo)."""
-    prefix = str(path.resolve())
-    out = []
-    with contextlib.suppress(OSError), open("/proc/self/mountinfo") as f:
-        for line in f:
-            mnt = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4])
-            if mnt == prefix or mnt.startswith(prefix + "/"):
-                out.append(mnt)
-    return out
+    mounts.mount("overlay", target, "overlay", f"lowerdir={lower},upperdir={upper},workdir={work}")
 
 
 def _remove_tree(path: Path) -> None:
     """rmtree, but never through a mount: that would delete what the mount shows (an image
     cache, a volume)."""
-    left = _mounts_under(path)
+    left = mounts.mounts_under(path)
     if left:
         raise RuntimeError_(f"not removing {path}: still mounted: {', '.join(left)}")
     shutil.rmtree(path, ignore_errors=True)
@@ -211,8 +158,7 @@ class RuncRuntime:
     name = "runc"
 
     def __init__(self, state_dir: Path, images: ImageService, runc: Runc | None = None, *,
-                 host_ip: str | None = None, cgroup_parent: str = "/pinnace", busybox: str | None = None,
-                 network: Any | None = None):
+                 host_ip: str | None = None, cgroup_parent: str = "/pinnace", network: Any | None = None):
         """``network``: a :class:`pinnace.kubelet.network.CniNetwork` giving each sandbox its own
         network namespace; None: every pod on the node's network."""
         self.state_dir = Path(state_dir)
@@ -223,18 +169,15 @@ class RuncRuntime:
         if not cgroup_parent or ".." in cgroup_parent.split("/"):
             raise ValueError(f"invalid cgroup_parent {cgroup_parent!r}")
         self.cgroup_parent = cgroup_parent.rstrip("/") or "/"
-        self.busybox = busybox
         self._containers = self.state_dir / "containers"
         self._sandboxes = self.state_dir / "sandboxes"
         self._cache = self.state_dir / "rootfs-cache"
-        self._pause_rootfs = self.state_dir / "pause" / "rootfs"
         self._records: dict[str, dict[str, Any]] = {}  # container.json contents, by id
         self._exits: dict[str, ExitStatus] = {}  # exit statuses seen (they never change)
         self._lost: set[str] = set()  # containers whose shim died without an exit status
         self._unpack_locks: dict[str, asyncio.Lock] = {}
-        self._pause_lock = asyncio.Lock()
-        # Pod lifecycle events: the kubelet's callback, called with a container's (or a sandbox's)
-        # id as soon as its shim has recorded its exit -- no waiting for the next status poll.
+        # Pod lifecycle events: the kubelet's callback, called with a container's id as soon as
+        # its shim has recorded its exit -- no waiting for the next status poll.
         self.on_container_exit: Callable[[str], None] | None = None
         self.runc.on_exit = lambda cid: self.on_container_exit(cid) if self.on_container_exit else None
 
@@ -280,37 +223,24 @@ class RuncRuntime:
     async def run_pod_sandbox(self, config: SandboxConfig) -> Sandbox:
         sid = secrets.token_hex(32)
         d = self._sandboxes / sid
-        (d / "bundle").mkdir(parents=True)
+        d.mkdir(parents=True)
         own_net = self.network is not None and not config.host_network
-        cgroups_path = self._cgroup(config.pod_uid, sid)
+        pins = self._pins(sid, config)
         record: dict[str, Any] = {"id": sid, "config": asdict(config), "ip": self.host_ip,
-                                  "cgroups_path": cgroups_path, "created_at": time.time()}
+                                  "cgroups_path": self._cgroup(config.pod_uid, sid), "created_at": time.time(),
+                                  "namespaces": {kind: str(p) for kind, p in pins.items()}}
         attachment: dict[str, Any] | None = None
         try:
-            rootfs = await self._ensure_pause_rootfs()
+            _write_json(d / "sandbox.json", record)  # before acting: a crash mid-way can be undone
+            await mounts.pin_namespaces(pins)
             if own_net:
                 attachment = self.network.plan(sid, config)
                 record["network"], record["ip"] = attachment, None
-                _write_json(d / "sandbox.json", record)  # before acting: a crash mid-ADD can be undone
+                _write_json(d / "sandbox.json", record)
                 await self.network.attach(attachment)
                 record["ip"] = attachment["ip"]
             self._write_etc_files(d, config, record["ip"])
-            host_net = config.host_network
-            spec = ocispec.build_spec(
-                {"name": "POD", "command": PAUSE_ARGS,
-                 "securityContext": {"capabilities": {"drop": ["ALL"]}, "readOnlyRootFilesystem": True}},
-                rootfs=str(rootfs), hostname=None if host_net else config.hostname, host_network=host_net,
-                netns_path=attachment["netns"] if attachment else None,
-                cgroups_path=cgroups_path, annotations={"io.kubernetes.cri.container-type": "sandbox"})
-            if attachment is None:
-                _use_host_network(spec)
-            _write_json(d / "bundle" / "config.json", spec)
-            _write_json(d / "sandbox.json", record)
-            pid = await self.runc.create(sid, d / "bundle", d / "pause.log", d / "pause.log")
-            await self.runc.start(sid)
         except Exception as e:
-            with contextlib.suppress(RuncError):
-                await self.runc.delete(sid, force=True)
             if attachment is not None:
                 try:
                     await self.network.detach(attachment)
@@ -318,18 +248,28 @@ class RuncRuntime:
                     # Keep the record: removing the sandbox later retries the release.
                     log.warning("runc runtime: releasing the network of failed sandbox %s: %s", sid[:12], undo)
                     raise RuntimeError_(f"pod sandbox: {e}") from e
-            with contextlib.suppress(RuntimeError_):
+            with contextlib.suppress(OSError, RuntimeError_):
+                self._unpin(record)
                 await asyncio.to_thread(_remove_tree, d)
-            self._rmdir_cgroups(self._cgroup(config.pod_uid, ""))
             if isinstance(e, RuntimeError_):
                 raise
             raise RuntimeError_(f"pod sandbox: {e}") from e
-        record["pid"] = pid
         _write_json(d / "sandbox.json", record)
-        return self._sandbox_from(sid, record, ready=True)
+        return self._sandbox_from(sid, record)
 
-    def _sandbox_from(self, sid: str, record: dict[str, Any], *, ready: bool) -> Sandbox:
-        """The Sandbox ``sandbox.json`` describes (what a restarted kubelet adopts)."""
+    def _pins(self, sid: str, config: SandboxConfig) -> dict[str, Path]:
+        """Where the sandbox's IPC and UTS namespaces are pinned (UTS: not for hostNetwork,
+        which keeps the node's)."""
+        ns_dir = self._sandboxes / sid / "ns"
+        return {"ipc": ns_dir / "ipc"} if config.host_network else {"ipc": ns_dir / "ipc", "uts": ns_dir / "uts"}
+
+    def _unpin(self, record: dict[str, Any]) -> None:
+        for path in (record.get("namespaces") or {}).values():
+            mounts.unpin(path)
+
+    def _sandbox_from(self, sid: str, record: dict[str, Any]) -> Sandbox:
+        """The Sandbox ``sandbox.json`` describes (what a restarted kubelet adopts); ready
+        while all of its namespaces are pinned."""
         known = {f.name for f in fields(SandboxConfig)}
         raw = record.get("config") or {}
         try:
@@ -337,28 +277,22 @@ class RuncRuntime:
         except TypeError:  # no (complete) record: a sandbox whose creation was cut short
             config = SandboxConfig(pod_uid=raw.get("pod_uid", ""), name=raw.get("name", ""),
                                    namespace=raw.get("namespace", ""), hostname=raw.get("hostname", ""))
-        pid = record.get("pid")
+        namespaces = dict(record.get("namespaces") or {})
         net = record.get("network")
-        netns_path, ip = None, record.get("ip") or self.host_ip
+        ip = record.get("ip") or self.host_ip
         if net:
             ip = record.get("ip")
             if not net.get("released"):
-                netns_path = net["netns"] if is_netns(net["netns"]) else self._pause_netns(sid, record)
-        return Sandbox(id=sid, config=config, ip=ip, netns_path=netns_path,
-                       ipc_path=f"/proc/{pid}/ns/ipc" if pid else None,
-                       uts_path=f"/proc/{pid}/ns/uts" if pid and not config.host_network else None,
+                namespaces["net"] = net["netns"]
+        ready = bool(record.get("namespaces")) and all(map(mounts.is_pinned, namespaces.values()))
+        return Sandbox(id=sid, config=config, ip=ip, netns_path=namespaces.get("net"),
+                       ipc_path=namespaces.get("ipc"), uts_path=namespaces.get("uts"),
                        ready=ready, created_at=_utc(record.get("created_at")))
 
-    def _pause_alive(self, sid: str, record: dict[str, Any]) -> bool:
-        """Whether the sandbox's pause container (started: the record has its pid) still runs."""
-        pid = record.get("pid")
-        return (bool(pid) and self.runc.exit_status(sid) is None and self.runc.shim_alive(sid)
-                and os.path.exists(f"/proc/{pid}/ns/ipc"))
-
     async def list_pod_sandboxes(self) -> list[Sandbox]:
-        """Every sandbox dir, ready (its pause container runs) or not: one whose pause is
-        gone, or whose creation was cut short (no complete ``sandbox.json``), is listed too,
-        so that it can be removed."""
+        """Every sandbox dir, ready (its namespaces are pinned) or not: one whose namespaces are
+        gone, or whose creation was cut short (no complete ``sandbox.json``), is listed too, so
+        that it can be removed."""
         try:
             dirs = sorted(p for p in self._sandboxes.iterdir() if re.fullmatch(r"[0-9a-f]{64}", p.name))
         except FileNotFoundError:
@@ -372,7 +306,7 @@ class RuncRuntime:
             except (OSError, ValueError) as e:
                 log.warning("runc runtime: sandbox %s has no usable sandbox.json (%s)", d.name[:12], e)
                 record = {}
-            out.append(self._sandbox_from(d.name, record, ready=self._pause_alive(d.name, record)))
+            out.append(self._sandbox_from(d.name, record))
         out.sort(key=lambda s: s.created_at or dt.datetime.min.replace(tzinfo=dt.UTC))
         return out
 
@@ -394,38 +328,19 @@ class RuncRuntime:
         for name in ETC_FILES:
             os.chmod(d / name, 0o644)
 
-    async def _ensure_pause_rootfs(self) -> Path:
-        async with self._pause_lock:
-            return await asyncio.to_thread(self._make_pause_rootfs)
-
-    def _make_pause_rootfs(self) -> Path:
-        if self._pause_rootfs.exists():
-            return self._pause_rootfs
-        busybox = Path(self.busybox or shutil.which("busybox") or "/bin/busybox")
-        if not busybox.exists():
-            raise RuntimeError_("the pause container needs busybox (apt-get install busybox-static)")
-        if not _is_static_elf(busybox):
-            raise RuntimeError_(f"{busybox} is dynamically linked: the pause container needs a static "
-                                "busybox (apt-get install busybox-static)")
-        tmp = self._pause_rootfs.with_name(f".rootfs-{secrets.token_hex(4)}")
-        (tmp / "bin").mkdir(parents=True)
-        shutil.copy(busybox, tmp / "bin" / "busybox")
-        for applet in PAUSE_APPLETS:
-            (tmp / "bin" / applet).symlink_to("busybox")
-        for sub in ("proc", "dev", "sys", "etc", "tmp"):
-            (tmp / sub).mkdir()
-        tmp.rename(self._pause_rootfs)  # atomic: a half-made rootfs is never used
-        return self._pause_rootfs
-
     async def stop_pod_sandbox(self, sandbox: Sandbox) -> None:
-        await asyncio.gather(*(self.stop_container(cid, 0) for cid in self._sandbox_containers(sandbox.id)))
+        """Release its network and stop its containers (the namespaces stay pinned until the
+        sandbox is removed).  The network first, while its containers may still hold the
+        namespace (as containerd does while the pause container runs)."""
         if (self._sandboxes / sandbox.id).exists():
-            # The network first, while the pause process still holds the namespace (as containerd).
             try:
                 await self._release_network(sandbox.id)
             except RuntimeError_ as e:  # removing the sandbox tries again
                 log.warning("runc runtime: %s", e)
-            await self._kill_and_wait(sandbox.id, signal.SIGKILL, self.runc.timeout)
+        await asyncio.gather(*(self.stop_container(cid, 0) for cid in self._sandbox_containers(sandbox.id)))
+        if (self._sandboxes / sandbox.id).exists():
+            if self._read_record(sandbox.id).get("pid"):  # an earlier version's pause container
+                await self._kill_and_wait(sandbox.id, signal.SIGKILL, self.runc.timeout)
 
     def _read_record(self, sandbox_id: str) -> dict[str, Any]:
         try:
@@ -440,24 +355,25 @@ class RuncRuntime:
         net = record.get("network")
         if not net or net.get("released"):
             return
-        netns = self._pause_netns(sandbox_id, record)
         network = self.network
         if network is None:  # a sandbox from a run with a pod network: release it all the same
             network = CniNetwork(self.state_dir / "cni", bin_dirs=net.get("bin_dirs") or DEFAULT_BIN_DIRS)
         try:
-            await network.detach(net, netns=netns)
+            await network.detach(net, netns=self._netns_through_container(sandbox_id))
         except Exception as e:
             raise RuntimeError_(f"pod sandbox {sandbox_id}: releasing its network: {e}") from e
         net["released"] = True
         _write_json(self._sandboxes / sandbox_id / "sandbox.json", record)
 
-    def _pause_netns(self, sandbox_id: str, record: dict[str, Any]) -> str | None:
-        """The sandbox's namespace through its pause process, when the pinned file is not mounted
-        in our mount namespace (a kubelet started anew by ``ip netns exec`` gets its own)."""
-        pid = record.get("pid")
-        net = record.get("network") or {}
-        if net.get("netns") and not is_netns(net["netns"]) and pid and self._pause_alive(sandbox_id, record):
-            return f"/proc/{pid}/ns/net"
+    def _netns_through_container(self, sandbox_id: str) -> str | None:
+        """The sandbox's network namespace through one of its running containers: what CNI
+        DEL is given when the pinned file is not mounted in our mount namespace (a kubelet
+        started anew in another one)."""
+        for cid in self._sandbox_containers(sandbox_id):
+            rec = self._record(cid)
+            path = f"/proc/{rec.get('pid')}/ns/net" if rec else ""
+            if rec and rec.get("started_at") and self._exit(cid) is None and os.path.exists(path):
+                return path
         return None
 
     async def check_pod_sandbox_network(self, sandbox: Sandbox) -> str | None:
@@ -468,7 +384,7 @@ class RuncRuntime:
         if not net or net.get("released") or self.network is None:
             return None
         try:
-            await self.network.check(net, netns=self._pause_netns(sandbox.id, record))
+            await self.network.check(net)
         except Exception as e:
             return str(e)
         return None
@@ -480,15 +396,18 @@ class RuncRuntime:
         d = self._sandboxes / sandbox.id
         if not d.exists():
             return
-        try:
-            cgroups_path = json.loads((d / "sandbox.json").read_text())["cgroups_path"]
-        except (OSError, ValueError, KeyError):
-            cgroups_path = self._cgroup(sandbox.config.pod_uid, sandbox.id)
-        try:
-            await self.runc.delete(sandbox.id, force=True)
-        except RuncError as e:
-            raise RuntimeError_(f"pod sandbox {sandbox.id}: {e}") from e
+        record = self._read_record(sandbox.id)
+        cgroups_path = record.get("cgroups_path") or self._cgroup(sandbox.config.pod_uid, sandbox.id)
+        if record.get("pid"):  # an earlier version's pause container
+            try:
+                await self.runc.delete(sandbox.id, force=True)
+            except RuncError as e:
+                raise RuntimeError_(f"pod sandbox {sandbox.id}: {e}") from e
         await self._release_network(sandbox.id)
+        try:
+            await asyncio.to_thread(self._unpin, record)
+        except OSError as e:
+            raise RuntimeError_(f"pod sandbox {sandbox.id}: {e}") from e
         await asyncio.to_thread(_remove_tree, d)
         self._rmdir_cgroups(cgroups_path.rsplit("/", 1)[0])
 
@@ -550,7 +469,7 @@ class RuncRuntime:
                 await self.runc.delete(cid, force=True)
             if mode == "overlay":
                 with contextlib.suppress(OSError):
-                    _unmount(rootfs)
+                    mounts.unmount(rootfs)
             with contextlib.suppress(RuntimeError_):
                 await asyncio.to_thread(_remove_tree, d)
             if isinstance(e, RuntimeError_):
@@ -622,6 +541,7 @@ class RuncRuntime:
         spec = ocispec.build_spec(
             container, image_config=image_config, env={"HOSTNAME": hostname, **config.env},
             pod_security_context=config.pod_security_context, mounts=mounts,
+            hostname=None if host_net else sandbox.config.hostname,  # set in the pod's UTS namespace
             netns_path=sandbox.netns_path, ipc_path=sandbox.ipc_path, uts_path=sandbox.uts_path,
             host_network=host_net, cgroups_path=self._cgroup(sandbox.config.pod_uid, cid),
             annotations={"io.kubernetes.cri.container-type": "container",
@@ -684,7 +604,7 @@ class RuncRuntime:
         rootfs = d / "bundle" / "rootfs"
         if rec.get("rootfs") == "overlay":
             try:
-                _unmount(rootfs)
+                mounts.unmount(rootfs)
             except OSError as e:
                 raise RuntimeError_(f"container {container_id}: {e}") from e
         await asyncio.to_thread(_remove_tree, d)
@@ -885,4 +805,4 @@ def _read_host_file(path: str) -> str:
         return ""
 
 
-__all__ = ["PAUSE_ARGS", "RuncRuntime"]
+__all__ = ["RuncRuntime"]
