@@ -374,10 +374,12 @@ async def test_shared_informer_factory(api, client):
         await eventually(lambda: ("add", "g") in rec_a.kinds() and ("add", "g") in rec_b.kinds())
         assert rec_a.events == rec_b.events
         assert a.relists == 1  # one list served both handlers
-        # One client, one connection pool for everything.
+        # One client for everything: its watches hold connections from a pool without a limit,
+        # so they never starve its requests, which share a small bounded pool.
         assert all(inf.client is client for inf in factory.informers)
-        assert client.session.connector is not None
-        assert client.session.connector.limit >= 100
+        assert client.watch_session.connector is not None and client.watch_session.connector.limit == 0
+        assert client.session.connector is not None and client.session.connector.limit == client.max_connections
+        assert await client.get("v1", "configmaps", "g", "default")  # a request while every watch is open
     finally:
         await factory.stop()
     assert not any(inf.running for inf in factory.informers)

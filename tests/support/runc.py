@@ -53,8 +53,9 @@ def memory_controller() -> bool:
 
 
 def remove_runc_containers(data_dir: Path) -> None:
-    """Force-delete every runc container whose state lives under ``data_dir`` and unmount
-    what their rootfs left mounted there."""
+    """Force-delete every runc container whose state lives under ``data_dir``, remove the pod
+    cgroups the runtime made for them (runc removes only each container's own), and unmount
+    what their rootfs and pinned namespaces left mounted there."""
     runc = shutil.which("runc")
     if runc is None:
         return
@@ -65,6 +66,15 @@ def remove_runc_containers(data_dir: Path) -> None:
                                 text=True)
         for container in json.loads(listed.stdout or "null") or []:
             subprocess.run([runc, "--root", str(root), "delete", "--force", container["id"]], capture_output=True)
+    for record in data_dir.rglob("sandboxes/*/sandbox.json"):
+        with contextlib.suppress(OSError, ValueError, KeyError, AttributeError):
+            pod_cgroup = json.loads(record.read_text())["cgroups_path"].rsplit("/", 1)[0]
+            for d in cgroup_dirs(pod_cgroup):
+                for sub in sorted(d.glob("*/"), reverse=True) if d.is_dir() else []:
+                    with contextlib.suppress(OSError):
+                        sub.rmdir()
+                with contextlib.suppress(OSError):
+                    d.rmdir()
     prefix = str(data_dir.resolve())
     with open("/proc/self/mounts") as f:
         mounted = [line.split()[1] for line in f]
