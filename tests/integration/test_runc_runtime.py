@@ -23,7 +23,7 @@ import pytest
 
 from pinnace.images.service import ImageService
 from pinnace.kubelet import crilog
-from pinnace.kubelet.mounts import mounts_under
+from pinnace.kubelet.mounts import mounts_under, unmount
 from pinnace.kubelet.runtime import runc_runtime
 from pinnace.kubelet.runtime.base import (
     LABEL_CONTAINER_NAME,
@@ -184,6 +184,19 @@ async def test_containers_share_the_sandbox_ipc_and_uts(node: Node) -> None:
     assert a[4] == b[4] == "shared"
     # The namespaces are pinned files, not held by a pause container: runc runs only the two.
     assert sorted(c["id"] for c in await node.rt.runc.list()) == sorted([first, second])
+
+
+async def test_a_sandbox_is_ready_while_pinned_and_not_once_stopped(node: Node) -> None:
+    """CRI's sandbox states: READY from creation, NOTREADY once stopped (its containers
+    killed) or once its namespaces are gone; a new runtime over the state sees the same."""
+    kept, stopped, lost = [await node.sandbox(name) for name in ("kept", "stopped", "lost")]
+    cid = await node.run(stopped, "sleeper", ["sleep", "3600"])
+    await node.rt.stop_pod_sandbox(stopped)
+    assert (await node.rt.container_status(cid)).state == "exited"
+    unmount(lost.uts_path)  # as after a reboot
+    again = RuncRuntime(node.rt.state_dir, node.rt.images, cgroup_parent=node.rt.cgroup_parent)
+    ready = {s.id: s.ready for s in await again.list_pod_sandboxes()}
+    assert ready == {kept.id: True, stopped.id: False, lost.id: False}
 
 
 async def test_host_network_sandbox_uses_the_host_names(node: Node) -> None:

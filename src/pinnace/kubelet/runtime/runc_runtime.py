@@ -284,7 +284,8 @@ class RuncRuntime:
             ip = record.get("ip")
             if not net.get("released"):
                 namespaces["net"] = net["netns"]
-        ready = bool(record.get("namespaces")) and all(map(mounts.is_pinned, namespaces.values()))
+        ready = (bool(record.get("namespaces")) and not record.get("stopped")
+                 and all(map(mounts.is_pinned, namespaces.values())))
         return Sandbox(id=sid, config=config, ip=ip, netns_path=namespaces.get("net"),
                        ipc_path=namespaces.get("ipc"), uts_path=namespaces.get("uts"),
                        ready=ready, created_at=_utc(record.get("created_at")))
@@ -329,10 +330,15 @@ class RuncRuntime:
             os.chmod(d / name, 0o644)
 
     async def stop_pod_sandbox(self, sandbox: Sandbox) -> None:
-        """Release its network and stop its containers (the namespaces stay pinned until the
-        sandbox is removed).  The network first, while its containers may still hold the
-        namespace (as containerd does while the pause container runs)."""
+        """Release its network and stop its containers; from then on it is not ready (CRI's
+        SANDBOX_NOTREADY), though its namespaces stay pinned until it is removed.  The network
+        first, while its containers may still hold the namespace (as containerd does while the
+        pause container runs)."""
         if (self._sandboxes / sandbox.id).exists():
+            record = self._read_record(sandbox.id)
+            if record and not record.get("stopped"):
+                record["stopped"] = True
+                _write_json(self._sandboxes / sandbox.id / "sandbox.json", record)
             try:
                 await self._release_network(sandbox.id)
             except RuntimeError_ as e:  # removing the sandbox tries again
