@@ -71,3 +71,4 @@ def test_mount_and_unmount_a_tmpfs(tmp_path: Path) -> None:
         mounts.unmount(target)
     assert mounts.mounts_under(tmp_path) == []
     mounts.unmount(target)  # not a mount point any more: nothing to do
+    mounts.unmount(tmp_path / "never-made")

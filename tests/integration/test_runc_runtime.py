@@ -170,8 +170,9 @@ async def test_logs_exit_codes_hostname_and_etc_files(node: Node) -> None:
 async def test_containers_share_the_sandbox_ipc_and_uts(node: Node) -> None:
     sb = await node.sandbox("shared")
     assert sb.ipc_path and sb.uts_path
-    script = "for n in ipc uts net pid; do readlink /proc/self/ns/$n; done; hostname"
-    first = await node.run(sb, "first", ["sh", "-c", script])
+    script = "for n in ipc uts net pid; do readlink /proc/self/ns/$n; done; hostname; cat /dev/shm/note"
+    first = await node.run(sb, "first", ["sh", "-c", "echo from-first > /dev/shm/note; " + script])
+    assert (await node.wait(first)).exit_code == 0
     second = await node.run(sb, "second", ["sh", "-c", script])
     assert (await node.wait(first)).exit_code == 0
     assert (await node.wait(second)).exit_code == 0
@@ -182,6 +183,7 @@ async def test_containers_share_the_sandbox_ipc_and_uts(node: Node) -> None:
     assert a[2] == b[2] == os.readlink("/proc/self/ns/net")  # the host's network, until CNI
     assert os.readlink("/proc/self/ns/pid") not in (a[3], b[3])  # their own PID namespaces
     assert a[4] == b[4] == "shared"
+    assert a[5] == b[5] == "from-first"  # one /dev/shm for the pod
     # The namespaces are pinned files, not held by a pause container: runc runs only the two.
     assert sorted(c["id"] for c in await node.rt.runc.list()) == sorted([first, second])
 

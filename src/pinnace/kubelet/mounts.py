@@ -58,12 +58,12 @@ def mount(source: str, target: str | Path, fstype: str, options: str = "", flags
 
 
 def unmount(target: str | Path) -> None:
-    """Unmount ``target``; nothing if it is not a mount point; lazily if something still
-    uses it (a stray process)."""
+    """Unmount ``target``; nothing if it is not a mount point (or not there); lazily if
+    something still uses it (a stray process)."""
     if _libc.umount2(os.fsencode(target), 0) == 0:
         return
     err = ctypes.get_errno()
-    if err == errno.EINVAL:  # not a mount point (any more)
+    if err in (errno.EINVAL, errno.ENOENT):  # not a mount point (any more), or no such path
         return
     if err == errno.EBUSY:
         log.warning("%s is busy, detaching it", target)

@@ -31,7 +31,8 @@ Layout under ``state_dir``::
 
     rootfs-cache/<digest>/          each image unpacked once, keyed by manifest digest;
                                     the read-only lower layer of every container's overlay
-    sandboxes/<id>/                 sandbox.json, hosts, hostname, resolv.conf, ns/{ipc,uts}
+    sandboxes/<id>/                 sandbox.json, hosts, hostname, resolv.conf, ns/{ipc,uts},
+                                    shm/ (a tmpfs: the pod's /dev/shm)
     containers/<id>/                container.json (labels, times, ...), bundle/config.json,
                                     bundle/rootfs (the overlay mount), upper/, work/
     runc/state, runc/shims/<id>     runc's ``--root`` and the shims (see runc.py)
@@ -65,6 +66,9 @@ container reads EOF.  ``tty: true`` containers run on a terminal (``process.term
 the shim holds its master, logs its output as ``stdout`` and copies the FIFO into it);
 :meth:`RuncRuntime.resize_container` sets its size.  ``kubectl exec -t`` gets a real
 terminal (:mod:`.ttyexec`).
+
+Every container of a pod shares the pod's /dev/shm (a 64 MiB tmpfs in the sandbox dir,
+as containerd's), so POSIX shared memory works across them, as it does in Kubernetes.
 
 Not supported yet: a shared PID namespace (shareProcessNamespace), hostIPC/hostPID,
 seccomp and AppArmor profiles, garbage collection of ``rootfs-cache`` for removed images.
@@ -112,6 +116,9 @@ log = logging.getLogger(__name__)
 START_ERROR_EXIT_CODE = 128  # what Kubernetes shows for a failed start ("StartError")
 UNKNOWN_EXIT_CODE = 255  # containerd's code for a lost exit status
 ETC_FILES = ("hosts", "hostname", "resolv.conf")
+# The pod's /dev/shm, shared by its containers (as containerd's sandbox shm; Docker's size).
+SHM_SIZE = 64 * 1024 * 1024
+SHM_FLAGS = 2 | 4 | 8  # MS_NOSUID | MS_NODEV | MS_NOEXEC
 _SAFE = re.compile(r"[^\w.-]")
 
 
@@ -233,6 +240,8 @@ class RuncRuntime:
         try:
             _write_json(d / "sandbox.json", record)  # before acting: a crash mid-way can be undone
             await mounts.pin_namespaces(pins)
+            (d / "shm").mkdir()
+            mounts.mount("shm", d / "shm", "tmpfs", f"mode=1777,size={SHM_SIZE}", SHM_FLAGS)
             if own_net:
                 attachment = self.network.plan(sid, config)
                 record["network"], record["ip"] = attachment, None
@@ -250,6 +259,7 @@ class RuncRuntime:
                     raise RuntimeError_(f"pod sandbox: {e}") from e
             with contextlib.suppress(OSError, RuntimeError_):
                 self._unpin(record)
+                mounts.unmount(d / "shm")
                 await asyncio.to_thread(_remove_tree, d)
             if isinstance(e, RuntimeError_):
                 raise
@@ -412,6 +422,7 @@ class RuncRuntime:
         await self._release_network(sandbox.id)
         try:
             await asyncio.to_thread(self._unpin, record)
+            await asyncio.to_thread(mounts.unmount, d / "shm")
         except OSError as e:
             raise RuntimeError_(f"pod sandbox {sandbox.id}: {e}") from e
         await asyncio.to_thread(_remove_tree, d)
@@ -535,6 +546,8 @@ class RuncRuntime:
         read_only_root = bool(config.security_context.get("readOnlyRootFilesystem"))
         mounts += [ocispec.BindMount(str(sandbox_dir / name), f"/etc/{name}", read_only_root)
                    for name in ETC_FILES if f"/etc/{name}" not in taken]
+        if "/dev/shm" not in taken and (sandbox_dir / "shm").is_dir():  # (not in an earlier version's sandbox)
+            mounts.append(ocispec.BindMount(str(sandbox_dir / "shm"), "/dev/shm"))
         container = {
             "name": config.name,
             # The kubelet already expanded $(VAR)s: escape "$" so build_spec's expansion is the identity.
